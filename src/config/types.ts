@@ -1,0 +1,151 @@
+// The normalised gateway configuration: what `loadConfig()` returns after
+// validating the YAML (docs/configuration.md lists the YAML keys). Durations
+// are milliseconds, names carry their unit. Nothing here is mutated after
+// loading; a reload produces a new GatewayConfig.
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One Serve application as the gateway knows it on one cluster. */
+export interface ServeApp {
+  readonly name: string;
+  /** null = not exposed over HTTP (no route). */
+  readonly routePrefix: string | null;
+  /** Deployment whose capacity limits admission (see docs/admission.md for how it is chosen). */
+  readonly ingressDeployment: string;
+  readonly maxOngoingRequests: number;
+  /** -1 = unlimited (Serve's default). */
+  readonly maxQueuedRequests: number;
+  /** RUNNING replicas of the ingress deployment (dashboard), or the configured count (serve config). */
+  readonly replicas: number;
+  /** Serve ApplicationStatus, or UNKNOWN when only the serve config is known / dashboard unreachable. */
+  readonly status: ServeAppStatus;
+}
+
+export type ServeAppStatus =
+  | 'NOT_STARTED'
+  | 'DEPLOYING'
+  | 'DEPLOY_FAILED'
+  | 'RUNNING'
+  | 'UNHEALTHY'
+  | 'DELETING'
+  | 'UNKNOWN';
+
+export interface ClusterConfig {
+  readonly name: string;
+  /** Serve proxy origins, e.g. "http://127.0.0.1:8101" (no trailing slash, no path). */
+  readonly endpoints: readonly string[];
+  /** Dashboard origin serving GET /api/serve/applications/, or null. */
+  readonly dashboard: string | null;
+  /** Apps parsed from `serve_config` (serveConfigV2), or null when none was given. */
+  readonly serveApps: readonly ServeApp[] | null;
+}
+
+export type StickyConfig =
+  | { readonly kind: 'header'; readonly name: string }
+  | { readonly kind: 'cookie'; readonly name: string };
+
+export interface RolloutPolicy {
+  /** Target-cluster weights to walk through, ascending, last one 100. */
+  readonly steps: readonly number[];
+  readonly intervalMs: number;
+  /** Gate: upstream error rate on the target during a step (0..1). */
+  readonly maxErrorRate: number;
+  readonly maxP99LatencyMs: number;
+  /** Gate on time to first byte p99 (streams); null = not gated. */
+  readonly maxTtfbP99Ms: number | null;
+  readonly minRequests: number;
+  readonly onFailure: 'rollback' | 'pause';
+}
+
+export interface AppPolicy {
+  /** Initial weights by cluster name (sum 100); null = all to the first cluster serving the app. */
+  readonly weights: Readonly<Record<string, number>> | null;
+  readonly sticky: StickyConfig | null;
+  readonly rollout: RolloutPolicy;
+  /** Send to the other cluster when the chosen one's queue is full. */
+  readonly spillover: boolean;
+  /** Overrides the ingress deployment used for admission; null = automatic. */
+  readonly ingressDeployment: string | null;
+}
+
+export interface AdmissionConfig {
+  /** Per app and cluster, unless Serve's max_queued_requests says less. */
+  readonly queueSize: number;
+  readonly queueTimeoutMs: number;
+  /** File mode: how many gateway replicas share each app's capacity (default 1). */
+  readonly gatewayReplicas: number;
+}
+
+export interface UpstreamConfig {
+  readonly connectTimeoutMs: number;
+  /** Time to response headers; 0 = none (LLM prefill can be long). */
+  readonly headersTimeoutMs: number;
+  /** Max gap between body chunks; 0 = none. */
+  readonly bodyTimeoutMs: number;
+  /** Idle pooled connection lifetime; keep below Serve's keep_alive_timeout_s (5 s before Ray 2.48). */
+  readonly idleTimeoutMs: number;
+  /** Cap on connections per endpoint; 0 = no cap. */
+  readonly maxConnectionsPerEndpoint: number;
+  /** Request bodies up to this size with a content-length are buffered (replayable on retry). */
+  readonly bufferBodyBytes: number;
+  /** 0 = no request body limit. */
+  readonly maxBodyBytes: number;
+}
+
+export interface HealthConfig {
+  readonly probeIntervalMs: number;
+  readonly probeTimeoutMs: number;
+  /** Consecutive connect failures (passive or probe) that eject an endpoint. */
+  readonly ejectAfterFailures: number;
+  readonly ejectBaseMs: number;
+  readonly ejectMaxMs: number;
+}
+
+export interface RetryConfig {
+  /** Total tries per request including the first. */
+  readonly maxAttempts: number;
+  /** Retries may add at most this fraction of live requests (Envoy retry budget). */
+  readonly budgetRatio: number;
+  /** Retries always allowed regardless of budget (Envoy min_retry_concurrency). */
+  readonly minRetryConcurrency: number;
+}
+
+export interface AccessLogConfig {
+  /** 0..1 share of successful requests logged; errors and local replies are always logged. */
+  readonly sampleRate: number;
+}
+
+export interface GatewayConfig {
+  readonly listen: HostPort;
+  readonly admin: { readonly listen: HostPort; readonly tokenEnv: string };
+  readonly source: 'file' | 'kubernetes';
+  readonly stateDir: string;
+  readonly clusters: readonly ClusterConfig[];
+  /** Per app name; `defaults` holds "*" merged over built-in defaults. */
+  readonly applications: ReadonlyMap<string, AppPolicy>;
+  readonly defaults: AppPolicy;
+  readonly admission: AdmissionConfig;
+  readonly upstream: UpstreamConfig;
+  readonly health: HealthConfig;
+  readonly retry: RetryConfig;
+  readonly accessLog: AccessLogConfig;
+  /** Add x-serve-cluster to proxied responses. */
+  readonly serveClusterHeader: boolean;
+  readonly dashboardPollMs: number;
+  readonly shutdown: { readonly drainDelayMs: number; readonly gracePeriodMs: number };
+}
+
+/** One validation problem, reported with the file and YAML key path. */
+export interface ConfigIssue {
+  readonly file: string;
+  /** e.g. "clusters[1].endpoints[0]" or "applications.llm-app.weights" */
+  readonly path: string;
+  readonly message: string;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: GatewayConfig }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
