@@ -2,7 +2,7 @@
 // GatewayConfig of types.ts. The whole document is checked and every problem
 // is reported with the file and key path; unknown keys are errors so that a
 // typo never passes silently. docs/configuration.md lists every key.
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { parseServeConfig } from './serve-config.ts';
 import type {
   AccessLogConfig,
@@ -491,7 +491,7 @@ function parseClusters(
         const p = isAbsolute(sc) ? sc : resolve(baseDir, sc);
         try {
           input = readFile(p);
-          scFile = sc;
+          scFile = relative(process.cwd(), p) || p;
         } catch (err) {
           v.issue(scPath, `cannot read serve config file "${sc}" (${p}): ${errorText(err)}`);
         }
@@ -654,7 +654,8 @@ function parseWeights(
     v.issue(at, 'must name at least one cluster');
     return null;
   }
-  if (sum !== 100 && Object.values(raw).every((w) => typeof w === 'number')) {
+  const allValid = Object.values(raw).every((w) => typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= 100);
+  if (sum !== 100 && allValid) {
     v.issue(at, `must sum to 100 (got ${sum})`);
     ok = false;
   }
@@ -674,8 +675,8 @@ function parseSticky(v: Checker, raw: unknown, at: string): StickyConfig | null 
   }
   const kind = keys[0] as 'header' | 'cookie';
   const name = raw[kind];
-  const re = kind === 'header' ? /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/ : /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-  if (typeof name !== 'string' || !re.test(name)) {
+  // Both header and cookie names are RFC 9110 tokens.
+  if (typeof name !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
     v.issue(`${at}.${kind}`, `must be a valid ${kind} name (got ${show(name)})`);
     return null;
   }

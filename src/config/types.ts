@@ -144,6 +144,8 @@ export interface ConfigIssue {
   /** e.g. "clusters[1].endpoints[0]" or "applications.llm-app.weights" */
   readonly path: string;
   readonly message: string;
+  /** 1-based line in `file` of the offending key, when known (added by load.ts). */
+  readonly line?: number;
 }
 
 export type ConfigResult =

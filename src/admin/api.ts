@@ -1,0 +1,198 @@
+// The admin API (SPEC §7) on its own port: health, readiness, metrics, status,
+// traffic control, audit events, and the operator dashboard. The only place
+// (with proxy/local-reply.ts) that turns errors into HTTP. Reads are open on
+// loopback; every mutating call needs the bearer token (401 without, 403
+// wrong), compared in constant time. Errors: {"error": {"code", "message"}}.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Gateway } from '../main.ts';
+import { buildStatus } from './status.ts';
+import { parseDuration } from '../config/schema.ts';
+
+export interface AdminOptions {
+  readonly host: string;
+  readonly port: number;
+  /** null: no token configured, so every mutating call is refused. */
+  readonly token: string | null;
+}
+
+export interface AdminServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const weightsSchema = {
+  type: 'object',
+  required: ['weights'],
+  additionalProperties: false,
+  properties: {
+    weights: { type: 'object', minProperties: 1, additionalProperties: { type: 'integer', minimum: 0, maximum: 100 } },
+    force: { type: 'boolean' },
+    reason: { type: 'string', maxLength: 500 },
+  },
+} as const;
+
+const rolloutSchema = {
+  type: 'object',
+  required: ['to'],
+  additionalProperties: false,
+  properties: {
+    to: { type: 'string', minLength: 1 },
+    steps: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1, maximum: 100 } },
+    interval: { type: ['string', 'number'] },
+    max_error_rate: { type: 'number', minimum: 0, maximum: 1 },
+    max_p99_latency: { type: ['string', 'number'] },
+    max_ttfb_p99: { type: ['string', 'number', 'null'] },
+    min_requests: { type: 'integer', minimum: 0 },
+    on_failure: { enum: ['rollback', 'pause'] },
+    force: { type: 'boolean' },
+  },
+} as const;
+
+const DASHBOARD_HTML = readFileSync(new URL('./ui/index.html', import.meta.url), 'utf8');
+
+export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<AdminServer> {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ajv: { customOptions: { allowUnionTypes: true } } });
+  const tokenDigest = opts.token === null || opts.token === '' ? null : createHash('sha256').update(opts.token).digest();
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    const code = err.validation !== undefined ? 'INVALID_BODY' : status === 500 ? 'INTERNAL' : (err.code ?? 'BAD_REQUEST');
+    void reply.code(status).send({ error: { code, message: err.message } });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no admin route ${req.method} ${req.url}` } });
+  });
+
+  const fail = (reply: FastifyReply, status: number, code: string, message: string) =>
+    reply.code(status).send({ error: { code, message } });
+
+  /** Bearer check; returns false after replying when the caller may not proceed. */
+  const authorized = (req: FastifyRequest, reply: FastifyReply, mutating: boolean): boolean => {
+    if (!mutating && isLoopback(req.socket.remoteAddress)) return true;
+    if (tokenDigest === null) {
+      void fail(reply, 403, 'TOKEN_NOT_CONFIGURED', `set the admin token in $${gw.config.admin.tokenEnv} to allow this call`);
+      return false;
+    }
+    const header = req.headers.authorization ?? '';
+    if (!header.startsWith('Bearer ')) {
+      void fail(reply, 401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <token>"');
+      return false;
+    }
+    const given = createHash('sha256').update(header.slice(7)).digest();
+    if (!timingSafeEqual(given, tokenDigest)) {
+      void fail(reply, 403, 'FORBIDDEN', 'wrong admin token');
+      return false;
+    }
+    return true;
+  };
+  const actor = (req: FastifyRequest) => {
+    const who = req.headers['x-actor'];
+    return `admin${typeof who === 'string' && who !== '' ? `:${who.slice(0, 64)}` : ''}@${req.socket.remoteAddress ?? '?'}`;
+  };
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const ready = gw.reconciler.current !== null && !gw.draining;
+    return reply.code(ready ? 200 : 503).send({ ready, draining: gw.draining, snapshot_version: gw.reconciler.current?.version ?? 0 });
+  });
+  app.get('/metrics', async (req, reply) => {
+    if (!authorized(req, reply, false)) return reply;
+    const body = await gw.metrics.registry.metrics();
+    return reply.type(gw.metrics.registry.contentType).send(body);
+  });
+  app.get('/', async (req, reply) => {
+    if (!authorized(req, reply, false)) return reply;
+    return reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML);
+  });
+  app.get('/api/v1/status', async (req, reply) => {
+    if (!authorized(req, reply, false)) return reply;
+    return buildStatus(gw);
+  });
+  app.get<{ Querystring: { limit?: string } }>('/api/v1/events', async (req, reply) => {
+    if (!authorized(req, reply, false)) return reply;
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) return fail(reply, 400, 'INVALID_LIMIT', 'limit must be an integer 1..10000');
+    return { events: gw.traffic.events(limit) };
+  });
+
+  app.put<{ Params: { app: string }; Body: { weights: Record<string, number>; force?: boolean; reason?: string } }>(
+    '/api/v1/apps/:app/weights',
+    { schema: { body: weightsSchema } },
+    async (req, reply) => {
+      if (!authorized(req, reply, true)) return reply;
+      const r = gw.traffic.setWeights(req.params.app, req.body.weights, {
+        force: req.body.force ?? false,
+        actor: actor(req),
+        ...(req.body.reason !== undefined ? { reason: req.body.reason } : {}),
+      });
+      if (!r.ok) return fail(reply, r.status, r.code, r.message);
+      return { app: req.params.app, weights: r.weights, rollout: r.rollout };
+    },
+  );
+
+  app.post<{ Params: { app: string }; Body: Record<string, unknown> & { to: string } }>(
+    '/api/v1/apps/:app/rollout',
+    { schema: { body: rolloutSchema } },
+    async (req, reply) => {
+      if (!authorized(req, reply, true)) return reply;
+      const b = req.body;
+      const dur = (key: string): number | undefined | null | Error => {
+        const v = b[key];
+        if (v === undefined) return undefined;
+        if (v === null) return null;
+        const ms = parseDuration(v);
+        return ms === null ? new Error(`${key}: not a duration (e.g. "30s")`) : ms;
+      };
+      const interval = dur('interval');
+      const p99 = dur('max_p99_latency');
+      const ttfb = dur('max_ttfb_p99');
+      for (const d of [interval, p99, ttfb]) if (d instanceof Error) return fail(reply, 400, 'INVALID_BODY', d.message);
+      const r = gw.traffic.startRollout(
+        req.params.app,
+        {
+          to: b.to,
+          ...(b['steps'] !== undefined ? { steps: b['steps'] as number[] } : {}),
+          ...(typeof interval === 'number' ? { intervalMs: interval } : {}),
+          ...(typeof b['max_error_rate'] === 'number' ? { maxErrorRate: b['max_error_rate'] } : {}),
+          ...(typeof p99 === 'number' ? { maxP99LatencyMs: p99 } : {}),
+          ...(ttfb !== undefined ? { maxTtfbP99Ms: ttfb as number | null } : {}),
+          ...(typeof b['min_requests'] === 'number' ? { minRequests: b['min_requests'] } : {}),
+          ...(b['on_failure'] !== undefined ? { onFailure: b['on_failure'] as 'rollback' | 'pause' } : {}),
+          force: b['force'] === true,
+        },
+        actor(req),
+      );
+      if (!r.ok) return fail(reply, r.status, r.code, r.message);
+      return reply.code(201).send({ app: req.params.app, weights: r.weights, rollout: r.rollout });
+    },
+  );
+
+  app.post<{ Params: { app: string; action: string } }>('/api/v1/apps/:app/rollout/:action', async (req, reply) => {
+    if (!authorized(req, reply, true)) return reply;
+    const action = req.params.action;
+    if (action !== 'pause' && action !== 'resume' && action !== 'promote' && action !== 'rollback') {
+      return fail(reply, 404, 'UNKNOWN_ACTION', `rollout action must be pause, resume, promote or rollback (got "${action}")`);
+    }
+    const r = gw.traffic.controlRollout(req.params.app, action, actor(req));
+    if (!r.ok) return fail(reply, r.status, r.code, r.message);
+    return { app: req.params.app, weights: r.weights, rollout: r.rollout };
+  });
+
+  app.post('/api/v1/reload', async (req, reply) => {
+    if (!authorized(req, reply, true)) return reply;
+    const r = await gw.reload('admin API');
+    return reply.code(r.ok ? 200 : 422).send(r.ok ? { reloaded: true } : { error: { code: 'CONFIG_INVALID', message: r.error } });
+  });
+
+  await app.listen({ host: opts.host, port: opts.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
+  const host = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, close: () => app.close() };
+}
+
+function isLoopback(addr: string | undefined): boolean {
+  return addr !== undefined && (addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.'));
+}

@@ -1,0 +1,64 @@
+// serve-gateway command line (SPEC §3). Each subcommand lives in its own
+// module; this file only dispatches and prints help.
+import { runStartCommand } from './start-command.ts';
+import { runTrafficCommand } from './traffic-command.ts';
+import { runValidateCommand } from '../config/validate-command.ts';
+import { runSimCommand } from '../sim/sim-command.ts';
+
+export const HELP = `serve-gateway — an edge gateway for Ray Serve on Kubernetes
+
+Usage:
+  serve-gateway start    [--config FILE]     run the gateway (default config/gateway.yaml)
+  serve-gateway validate [--config FILE] [--json]
+                                             check a config; print routes and capacities
+  serve-gateway sim      [--config FILE]     run simulated Ray Serve clusters (default config/sim.yaml)
+  serve-gateway traffic status               split, rollout state and capacity of every app
+  serve-gateway traffic set APP CLUSTER=WEIGHT... [--force]
+                                             set weights at once (atomic when one cluster gets 100)
+  serve-gateway traffic rollout APP --to CLUSTER [--steps 5,25,50,100] [--interval 30s] [--force]
+                                             start a progressive shift
+  serve-gateway traffic pause|resume|promote|rollback APP
+  serve-gateway traffic events [--limit N]   the audit log, newest first
+
+traffic options: --admin URL (default http://127.0.0.1:9901), --json; the token comes from
+SERVE_GATEWAY_ADMIN_TOKEN. Run 'serve-gateway COMMAND --help' for a command's options.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+  switch (cmd) {
+    case 'start':
+      return runStartCommand(rest);
+    case 'validate':
+      return runValidateCommand(rest, out);
+    case 'sim':
+      return runSimCommand(rest);
+    case 'traffic':
+      return runTrafficCommand(rest, out);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      out(HELP);
+      return cmd === undefined ? 2 : 0;
+    case '--version':
+      out('serve-gateway 0.1.0');
+      return 0;
+    default:
+      process.stderr.write(`serve-gateway: unknown command "${cmd}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`serve-gateway: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,125 @@
+// Level-triggered rebuild of the routing snapshot: whenever an input changes
+// (config reload, a dashboard poll that found different apps, a traffic
+// change) the whole snapshot is rebuilt from the current inputs and
+// published in one step. It also owns the long-lived runtime objects the
+// snapshot points at — clusters (pools, health), limiters, metric handles,
+// step stats — so they survive rebuilds and keep their counters.
+import { Limiter } from '../admission/limiter.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/log.ts';
+import type { GatewayConfig } from '../config/types.ts';
+import type { Instruments } from '../metrics/instruments.ts';
+import type { Weights } from '../routing/traffic-split.ts';
+import { UpstreamCluster } from '../upstream/cluster.ts';
+import { buildSnapshot, SnapshotStore, type ClusterApps, type Snapshot, type SnapshotBindings } from './snapshot.ts';
+import { StepStatsRegistry } from './step-stats.ts';
+
+export class Reconciler {
+  readonly store = new SnapshotStore();
+  readonly stats = new StepStatsRegistry();
+  config: GatewayConfig;
+  readonly clusters = new Map<string, UpstreamCluster>();
+  readonly limiters = new Map<string, Limiter>();
+  readonly #clusterApps = new Map<string, ClusterApps>();
+  #weights = new Map<string, Weights>();
+  #version = 0;
+  readonly #clock: Clock;
+  readonly #metrics: Instruments;
+  readonly #log: Logger;
+  /** Called with clusters removed by a config change, after the new snapshot is live. */
+  onClustersRemoved: (clusters: UpstreamCluster[]) => void = () => {};
+
+  constructor(config: GatewayConfig, clock: Clock, metrics: Instruments, log: Logger) {
+    this.config = config;
+    this.#clock = clock;
+    this.#metrics = metrics;
+    this.#log = log;
+    for (const c of config.clusters) {
+      this.#clusterApps.set(c.name, c.serveApps === null ? { apps: [], source: 'none', stale: false } : { apps: c.serveApps, source: 'serve_config', stale: false });
+    }
+  }
+
+  get current(): Snapshot | null {
+    return this.store.current;
+  }
+
+  clusterApps(name: string): ClusterApps | undefined {
+    return this.#clusterApps.get(name);
+  }
+
+  setConfig(config: GatewayConfig): void {
+    const names = new Set(config.clusters.map((c) => c.name));
+    for (const c of config.clusters) {
+      const prev = this.#clusterApps.get(c.name);
+      // Serve-config knowledge is replaced; dashboard knowledge stays until the next poll.
+      if (prev === undefined || prev.source !== 'dashboard') {
+        this.#clusterApps.set(c.name, c.serveApps === null ? { apps: [], source: 'none', stale: false } : { apps: c.serveApps, source: 'serve_config', stale: false });
+      }
+    }
+    for (const name of [...this.#clusterApps.keys()]) if (!names.has(name)) this.#clusterApps.delete(name);
+    const old = this.config;
+    this.config = config;
+    const removed: UpstreamCluster[] = [];
+    for (const [name, cluster] of this.clusters) {
+      const cfg = config.clusters.find((c) => c.name === name);
+      if (cfg === undefined || !cluster.sameEndpoints(cfg) || JSON.stringify(old.upstream) !== JSON.stringify(config.upstream)) {
+        this.clusters.delete(name);
+        removed.push(cluster);
+      }
+    }
+    this.rebuild('config');
+    if (removed.length > 0) this.onClustersRemoved(removed);
+  }
+
+  /** A dashboard poll result (or its failure, with the last known apps). */
+  setClusterApps(name: string, apps: ClusterApps): void {
+    const prev = this.#clusterApps.get(name);
+    if (prev !== undefined && prev.stale === apps.stale && prev.source === apps.source && JSON.stringify(prev.apps) === JSON.stringify(apps.apps)) return;
+    this.#clusterApps.set(name, apps);
+    this.rebuild(`cluster ${name} apps`);
+  }
+
+  setWeights(weights: ReadonlyMap<string, Weights>): void {
+    this.#weights = new Map(weights);
+    this.rebuild('traffic');
+  }
+
+  rebuild(reason: string): Snapshot {
+    const bindings: SnapshotBindings = {
+      cluster: (name) => this.#cluster(name),
+      limiter: (app, cluster, limit, qcap, timeoutMs) => this.#limiter(app, cluster, limit, qcap, timeoutMs),
+      handles: (app, cluster) => this.#metrics.handles(app, cluster),
+      stats: (app, cluster) => this.stats.get(app, cluster),
+    };
+    const snap = buildSnapshot(
+      { version: ++this.#version, config: this.config, clusterApps: new Map(this.#clusterApps), weights: this.#weights },
+      bindings,
+    );
+    this.store.publish(snap);
+    for (const w of snap.warnings) this.#log.warn({ version: snap.version }, w);
+    this.#log.debug({ version: snap.version, reason, apps: [...snap.apps.keys()] }, 'snapshot published');
+    return snap;
+  }
+
+  #cluster(name: string): UpstreamCluster {
+    let c = this.clusters.get(name);
+    if (c === undefined) {
+      const cfg = this.config.clusters.find((x) => x.name === name)!;
+      c = new UpstreamCluster(cfg, this.config.upstream);
+      this.clusters.set(name, c);
+    }
+    return c;
+  }
+
+  #limiter(app: string, cluster: string, limit: number, qcap: number, timeoutMs: number): Limiter {
+    const key = `${app}\u0000${cluster}`;
+    let l = this.limiters.get(key);
+    if (l === undefined) {
+      l = new Limiter(app, cluster, limit, qcap, timeoutMs, this.#clock);
+      this.limiters.set(key, l);
+    } else if (l.limit !== limit || l.queueCapacity !== qcap || l.queueTimeoutMs !== timeoutMs) {
+      l.configure(limit, qcap, timeoutMs);
+    }
+    return l;
+  }
+}

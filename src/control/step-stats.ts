@@ -1,0 +1,168 @@
+// What the gateway measured for one (app, cluster) during the current
+// rollout step: the input to the rollout gates. No timers and no clock: the
+// rollout driver resets the window when a step starts (stepRollout's
+// `resetStats`), so the window is always "since the current step began".
+//
+// Memory is bounded and record() is O(1): latencies go into a fixed
+// log-bucket histogram (16 buckets per doubling, about 4.4 % relative error;
+// the reported p99 is the bucket's upper bound capped by the largest value
+// seen, so it errs high, never low).
+
+/** One finished request as the gate sees it. */
+export interface StepOutcome {
+  /**
+   * The upstream failed the request: 5xx from Ray Serve, connect failure,
+   * timeout, reset, retries exhausted. Not: 4xx, client disconnects, or the
+   * gateway's own shedding (see `shed`).
+   */
+  readonly upstreamError: boolean;
+  readonly latencyMs: number;
+  /** Time to first response byte; null when no byte came (e.g. connect failure). */
+  readonly ttfbMs: number | null;
+  /**
+   * The gateway rejected it before it reached the cluster (queue full /
+   * queue timeout). Counted apart: neither a request nor an error for the gate.
+   */
+  readonly shed: boolean;
+}
+
+export interface StatsSnapshot {
+  /** Requests that reached (or tried to reach) the cluster; shed ones excluded. */
+  readonly requests: number;
+  readonly errors: number;
+  /** errors / requests, 0 when there were no requests. */
+  readonly errorRate: number;
+  /** null when there were no requests. */
+  readonly p99LatencyMs: number | null;
+  /** null when no request produced a first byte. */
+  readonly p99TtfbMs: number | null;
+  /** Admission rejections by the gateway itself (information only). */
+  readonly shed: number;
+}
+
+export const EMPTY_SNAPSHOT: StatsSnapshot = {
+  requests: 0,
+  errors: 0,
+  errorRate: 0,
+  p99LatencyMs: null,
+  p99TtfbMs: null,
+  shed: 0,
+};
+
+const BUCKETS_PER_DOUBLING = 16;
+/** Bucket 0 holds [0, 1 ms]; the last bucket holds everything above 2^22 ms (~70 min). */
+const DOUBLINGS = 22;
+const BUCKET_COUNT = DOUBLINGS * BUCKETS_PER_DOUBLING + 2;
+
+function bucketOf(ms: number): number {
+  if (!(ms > 1)) return 0; // also NaN and negatives
+  const i = Math.ceil(Math.log2(ms) * BUCKETS_PER_DOUBLING);
+  return i < BUCKET_COUNT - 1 ? i : BUCKET_COUNT - 1;
+}
+
+function upperBoundOf(bucket: number): number {
+  return bucket >= BUCKET_COUNT - 1 ? Infinity : 2 ** (bucket / BUCKETS_PER_DOUBLING);
+}
+
+/** A fixed-size latency histogram. */
+class LogHistogram {
+  readonly #counts = new Uint32Array(BUCKET_COUNT);
+  #count = 0;
+  #max = 0;
+
+  record(ms: number): void {
+    this.#counts[bucketOf(ms)]! += 1;
+    this.#count++;
+    if (ms > this.#max) this.#max = ms;
+  }
+
+  /** The q-quantile (0 < q <= 1), or null when empty. */
+  quantile(q: number): number | null {
+    if (this.#count === 0) return null;
+    const rank = Math.max(1, Math.ceil(q * this.#count));
+    let seen = 0;
+    for (let i = 0; i < BUCKET_COUNT; i++) {
+      seen += this.#counts[i]!;
+      if (seen >= rank) return Math.min(upperBoundOf(i), this.#max);
+    }
+    return this.#max;
+  }
+
+  reset(): void {
+    this.#counts.fill(0);
+    this.#count = 0;
+    this.#max = 0;
+  }
+}
+
+/** The observation window for one (app, cluster). */
+export class StepStats {
+  #requests = 0;
+  #errors = 0;
+  #shed = 0;
+  readonly #latency = new LogHistogram();
+  readonly #ttfb = new LogHistogram();
+
+  record(outcome: StepOutcome): void {
+    if (outcome.shed) {
+      this.#shed++;
+      return;
+    }
+    this.#requests++;
+    if (outcome.upstreamError) this.#errors++;
+    this.#latency.record(outcome.latencyMs);
+    if (outcome.ttfbMs !== null) this.#ttfb.record(outcome.ttfbMs);
+  }
+
+  snapshot(): StatsSnapshot {
+    return {
+      requests: this.#requests,
+      errors: this.#errors,
+      errorRate: this.#requests === 0 ? 0 : this.#errors / this.#requests,
+      p99LatencyMs: this.#latency.quantile(0.99),
+      p99TtfbMs: this.#ttfb.quantile(0.99),
+      shed: this.#shed,
+    };
+  }
+
+  reset(): void {
+    this.#requests = 0;
+    this.#errors = 0;
+    this.#shed = 0;
+    this.#latency.reset();
+    this.#ttfb.reset();
+  }
+}
+
+/**
+ * StepStats per (app, cluster). `get` creates on first use; the data plane
+ * may keep the returned object (it is never replaced, only reset).
+ * Nested maps so a lookup allocates no key string.
+ */
+export class StepStatsRegistry {
+  readonly #byApp = new Map<string, Map<string, StepStats>>();
+
+  get(app: string, cluster: string): StepStats {
+    let byCluster = this.#byApp.get(app);
+    if (byCluster === undefined) {
+      byCluster = new Map();
+      this.#byApp.set(app, byCluster);
+    }
+    let stats = byCluster.get(cluster);
+    if (stats === undefined) {
+      stats = new StepStats();
+      byCluster.set(cluster, stats);
+    }
+    return stats;
+  }
+
+  /** The window so far, without creating an entry. Empty when never recorded. */
+  snapshotFor(app: string, cluster: string): StatsSnapshot {
+    return this.#byApp.get(app)?.get(cluster)?.snapshot() ?? EMPTY_SNAPSHOT;
+  }
+
+  /** Starts a new window (call when stepRollout says `resetStats`). */
+  resetFor(app: string, cluster: string): void {
+    this.#byApp.get(app)?.get(cluster)?.reset();
+  }
+}

@@ -1,0 +1,342 @@
+// The one writer of traffic state (file mode): operator changes and the
+// rollout driver go through here. Each change is decided by the pure
+// functions in rollout.ts / traffic-state.ts, persisted (fsync + rename),
+// appended to the audit log, and only then published as a new snapshot.
+import type { Clock, TimerHandle } from '../core/clock.ts';
+import type { Logger } from '../core/log.ts';
+import type { RolloutPolicy } from '../config/types.ts';
+import type { Instruments } from '../metrics/instruments.ts';
+import type { Weights } from '../routing/traffic-split.ts';
+import type { Reconciler } from './reconciler.ts';
+import {
+  isRolloutActive,
+  pauseRollout,
+  promoteRollout,
+  restartStepTimer,
+  resumeRollout,
+  rollbackRollout,
+  startRollout,
+  stepRollout,
+  type RolloutResult,
+  type RolloutState,
+  type RolloutTransition,
+} from './rollout.ts';
+import type { FileStateStore } from './state-store.ts';
+import {
+  applyRolloutTransition,
+  applyWeights,
+  auditActionFor,
+  emptyTrafficState,
+  validateWeights,
+  type AuditEvent,
+  type TrafficState,
+} from './traffic-state.ts';
+
+export interface TrafficDeps {
+  readonly reconciler: Reconciler;
+  readonly store: FileStateStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Instruments;
+}
+
+/** Outcome of an operator action: ok, or a refusal with an HTTP status and a stable code. */
+export type ActionResult =
+  | { readonly ok: true; readonly weights: Weights; readonly rollout: RolloutState | null }
+  | { readonly ok: false; readonly status: number; readonly code: string; readonly message: string };
+
+export interface RolloutRequest {
+  readonly to: string;
+  readonly steps?: readonly number[];
+  readonly intervalMs?: number;
+  readonly maxErrorRate?: number;
+  readonly maxP99LatencyMs?: number;
+  readonly maxTtfbP99Ms?: number | null;
+  readonly minRequests?: number;
+  readonly onFailure?: 'rollback' | 'pause';
+  readonly force?: boolean;
+}
+
+const REFUSAL_STATUS: Record<string, number> = {
+  INVALID_POLICY: 400,
+  UNKNOWN_CLUSTER: 400,
+  ALREADY_AT_TARGET: 409,
+  OTHER_CLUSTER_HAS_WEIGHT: 409,
+  ROLLOUT_IN_PROGRESS: 409,
+  NOT_RUNNING: 409,
+  ALREADY_PAUSED: 409,
+  NOT_PAUSED: 409,
+};
+
+const TICK_MS = 1000;
+
+export class TrafficController {
+  #state: TrafficState = emptyTrafficState();
+  #timer: TimerHandle | null = null;
+  readonly #d: TrafficDeps;
+
+  constructor(deps: TrafficDeps) {
+    this.#d = deps;
+  }
+
+  get state(): TrafficState {
+    return this.#state;
+  }
+
+  /** Loads persisted state (a damaged file is moved aside, never fatal) and publishes the first snapshot. */
+  start(): void {
+    const { state, recovered } = this.#d.store.load();
+    if (recovered !== null) {
+      this.#d.log.error({ stateDir: 'state_dir' }, recovered);
+      this.#audit({ actor: 'gateway', app: '*', action: 'state_recovered', from: null, to: null, reason: recovered, result: 'ok' });
+    }
+    let s = state ?? emptyTrafficState();
+    // Step timing restarts: the measurements of a step in progress died with the old process.
+    for (const [app, t] of Object.entries(s.apps)) {
+      if (t.rollout?.phase === 'progressing') s = applyRolloutTransition(s, restartStepTimer(t.rollout, this.#d.clock.wallNow()));
+      void app;
+    }
+    this.#state = s;
+    this.#publish();
+    this.#schedule();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) this.#d.clock.clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Config reload: weights naming clusters that are gone are dropped (config weights apply again). */
+  onConfigChanged(): void {
+    this.#publish();
+  }
+
+  /** Effective weights of an app (what requests use now), or null for an unknown app. */
+  weightsOf(app: string): Weights | null {
+    const route = this.#d.reconciler.current?.apps.get(app);
+    if (route === undefined) return null;
+    const w: Record<string, number> = {};
+    route.split.clusters.forEach((c, i) => (w[c] = route.split.weights[i]!));
+    return w;
+  }
+
+  rolloutOf(app: string): RolloutState | null {
+    return this.#state.apps[app]?.rollout ?? null;
+  }
+
+  /** True when no app sends any weight to the cluster (it may be drained and deleted). */
+  clusterDrained(cluster: string): boolean {
+    const snap = this.#d.reconciler.current;
+    if (snap === null) return false;
+    for (const app of snap.apps.values()) {
+      const i = app.split.clusters.indexOf(cluster);
+      if (i !== -1 && app.split.weights[i]! > 0) return false;
+    }
+    return true;
+  }
+
+  events(limit: number): AuditEvent[] {
+    return this.#d.store.readAudit(limit);
+  }
+
+  setWeights(app: string, weights: unknown, opts: { force?: boolean; actor: string; reason?: string }): ActionResult {
+    const current = this.weightsOf(app);
+    if (current === null) return refuse(404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`);
+    const clusters = this.#clusterNames();
+    const bad = validateWeights(weights, clusters);
+    if (bad !== null) return this.#refused(app, 'set_weights', current, 400, 'INVALID_WEIGHTS', bad, opts.actor);
+    const next = withAllClusters(weights as Weights, clusters);
+    const rollout = this.rolloutOf(app);
+    if (isRolloutActive(rollout)) {
+      return this.#refused(app, 'set_weights', current, 409, 'ROLLOUT_IN_PROGRESS',
+        `a rollout of "${app}" to "${rollout!.pendingCluster}" is ${rollout!.phase}; promote or roll it back first`, opts.actor);
+    }
+    if (opts.force !== true) {
+      for (const c of clusters) {
+        if ((next[c] ?? 0) > (current[c] ?? 0)) {
+          const why = this.notReadyReason(app, c);
+          if (why !== null) return this.#refused(app, 'set_weights', current, 409, 'NOT_READY', `${why}; pass force to override`, opts.actor);
+        }
+      }
+    }
+    if (sameWeights(current, next)) return { ok: true, weights: current, rollout };
+    this.#state = applyWeights(this.#state, app, next);
+    this.#commit();
+    const atomic = Object.values(next).includes(100);
+    this.#audit({
+      actor: opts.actor,
+      app,
+      action: 'set_weights',
+      from: current,
+      to: next,
+      reason: opts.reason ?? (atomic ? 'atomic switch' : 'weights set'),
+      result: 'ok',
+    });
+    this.#d.log.info({ app, from: current, to: next, actor: opts.actor }, 'traffic weights changed');
+    return { ok: true, weights: next, rollout };
+  }
+
+  startRollout(app: string, req: RolloutRequest, actor: string): ActionResult {
+    const current = this.weightsOf(app);
+    if (current === null) return refuse(404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`);
+    const existing = this.rolloutOf(app);
+    if (isRolloutActive(existing)) {
+      return this.#refused(app, 'rollout_start', current, 409, 'ROLLOUT_IN_PROGRESS', `a rollout of "${app}" to "${existing!.pendingCluster}" is already ${existing!.phase}`, actor);
+    }
+    if (!this.#clusterNames().includes(req.to)) {
+      return this.#refused(app, 'rollout_start', current, 400, 'UNKNOWN_CLUSTER', `no cluster named "${req.to}"`, actor);
+    }
+    if (req.force !== true) {
+      const why = this.notReadyReason(app, req.to);
+      if (why !== null) return this.#refused(app, 'rollout_start', current, 409, 'NOT_READY', `${why}; pass force to override`, actor);
+    }
+    const base = (this.#d.reconciler.config.applications.get(app) ?? this.#d.reconciler.config.defaults).rollout;
+    const policy: RolloutPolicy = {
+      steps: req.steps ?? base.steps,
+      intervalMs: req.intervalMs ?? base.intervalMs,
+      maxErrorRate: req.maxErrorRate ?? base.maxErrorRate,
+      maxP99LatencyMs: req.maxP99LatencyMs ?? base.maxP99LatencyMs,
+      maxTtfbP99Ms: req.maxTtfbP99Ms !== undefined ? req.maxTtfbP99Ms : base.maxTtfbP99Ms,
+      minRequests: req.minRequests ?? base.minRequests,
+      onFailure: req.onFailure ?? base.onFailure,
+    };
+    const r = startRollout(app, current, req.to, policy, this.#d.clock.wallNow());
+    return this.#applyResult(app, current, r, actor, 'rollout_start');
+  }
+
+  /** pause | resume | promote | rollback, acting at once. */
+  controlRollout(app: string, action: 'pause' | 'resume' | 'promote' | 'rollback', actor: string): ActionResult {
+    const current = this.weightsOf(app);
+    if (current === null) return refuse(404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`);
+    const rollout = this.rolloutOf(app);
+    const auditAction = `rollout_${action}` as const;
+    if (rollout === null) return this.#refused(app, auditAction, current, 409, 'NO_ROLLOUT', `app "${app}" has no rollout`, actor);
+    const now = this.#d.clock.wallNow();
+    const fn = { pause: pauseRollout, resume: resumeRollout, promote: promoteRollout, rollback: rollbackRollout }[action];
+    return this.#applyResult(app, current, fn(rollout, now), actor, auditAction);
+  }
+
+  /** Why weight may not move to `cluster` for `app`, or null when it is serving. */
+  notReadyReason(app: string, cluster: string): string | null {
+    const snap = this.#d.reconciler.current;
+    const route = snap?.apps.get(app);
+    if (route === undefined || snap === null) return `app "${app}" is unknown`;
+    const i = route.split.clusters.indexOf(cluster);
+    const target = route.targets[i];
+    if (target === undefined) return `cluster "${cluster}" is unknown`;
+    if (target.serveApp === null) return `app "${app}" is not deployed on cluster "${cluster}"`;
+    const status = target.serveApp.status;
+    if (status !== 'RUNNING' && status !== 'UNKNOWN') return `app "${app}" on cluster "${cluster}" is ${status}, not RUNNING`;
+    if (!target.cluster.isServing(this.#d.clock.now())) return `cluster "${cluster}" has no healthy Serve endpoint`;
+    return null;
+  }
+
+  /** One driver pass over progressing rollouts (also called by tests). */
+  tick(): void {
+    const now = this.#d.clock.wallNow();
+    for (const [app, t] of Object.entries(this.#state.apps)) {
+      const r = t.rollout;
+      if (r === null || r.phase !== 'progressing') continue;
+      const obs = this.#d.reconciler.stats.snapshotFor(app, r.pendingCluster);
+      const before = t.weights;
+      this.#applyTransition(app, before, stepRollout(r, obs, now), 'rollout');
+    }
+  }
+
+  #applyResult(app: string, current: Weights, r: RolloutResult, actor: string, action: AuditEvent['action']): ActionResult {
+    if (!r.ok) return this.#refused(app, action, current, REFUSAL_STATUS[r.code] ?? 409, r.code, r.message, actor);
+    this.#applyTransition(app, current, r, actor);
+    return { ok: true, weights: this.weightsOf(app) ?? current, rollout: r.state };
+  }
+
+  #applyTransition(app: string, before: Weights, t: RolloutTransition, actor: string): void {
+    const next = applyRolloutTransition(this.#state, t);
+    if (t.resetStats) this.#d.reconciler.stats.resetFor(app, t.state.pendingCluster);
+    if (next === this.#state) return;
+    this.#state = next;
+    this.#commit();
+    if (t.event !== null) {
+      const after = this.#state.apps[app]?.weights ?? before;
+      this.#audit({
+        actor,
+        app,
+        action: auditActionFor(t.event.kind),
+        from: t.weights === null ? null : before,
+        to: t.weights === null ? null : after,
+        reason: t.event.reason,
+        result: 'ok',
+      });
+      this.#count(app, t);
+      const level = t.event.kind.startsWith('failed') ? 'warn' : 'info';
+      this.#d.log[level]({ app, event: t.event.kind, weights: after }, t.event.reason);
+    }
+  }
+
+  #count(app: string, t: RolloutTransition): void {
+    const kind = t.event!.kind;
+    if (t.weights !== null && (kind === 'started' || kind === 'advanced' || kind === 'completed')) {
+      this.#d.metrics.rolloutSteps.labels(app, t.state.pendingCluster).inc();
+    }
+    const outcome = { completed: 'succeeded', failed_rolled_back: 'rolled_back', failed_paused: 'paused_on_failure', promoted: 'promoted', rolled_back: 'aborted' }[kind as string];
+    if (outcome !== undefined) this.#d.metrics.rolloutOutcomes.labels(app, outcome).inc();
+  }
+
+  #refused(app: string, action: AuditEvent['action'], current: Weights, status: number, code: string, message: string, actor: string): ActionResult {
+    this.#audit({ actor, app, action, from: current, to: null, reason: `${code}: ${message}`, result: 'refused' });
+    return refuse(status, code, message);
+  }
+
+  #commit(): void {
+    this.#d.store.save(this.#state);
+    this.#publish();
+  }
+
+  #audit(e: Omit<AuditEvent, 'id' | 'at'>): void {
+    try {
+      this.#d.store.appendAudit({ ...e, at: new Date(this.#d.clock.wallNow()).toISOString() });
+    } catch (err) {
+      this.#d.log.error({ err: (err as Error).message }, 'could not append to the audit log');
+    }
+  }
+
+  #publish(): void {
+    const clusters = this.#clusterNames();
+    const weights = new Map<string, Weights>();
+    for (const [app, t] of Object.entries(this.#state.apps)) {
+      if (validateWeights(t.weights, clusters) === null) weights.set(app, t.weights);
+    }
+    this.#d.reconciler.setWeights(weights);
+  }
+
+  #clusterNames(): string[] {
+    return this.#d.reconciler.config.clusters.map((c) => c.name);
+  }
+
+  #schedule(): void {
+    this.#timer = this.#d.clock.setTimeout(() => {
+      try {
+        this.tick();
+      } catch (err) {
+        this.#d.log.error({ err: (err as Error).message }, 'rollout driver tick failed');
+      }
+      this.#schedule();
+    }, TICK_MS);
+    this.#timer.unref?.();
+  }
+}
+
+function refuse(status: number, code: string, message: string): ActionResult {
+  return { ok: false, status, code, message };
+}
+
+function withAllClusters(w: Weights, clusters: readonly string[]): Weights {
+  const out: Record<string, number> = {};
+  for (const c of clusters) out[c] = w[c] ?? 0;
+  return out;
+}
+
+function sameWeights(a: Weights, b: Weights): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) if ((a[k] ?? 0) !== (b[k] ?? 0)) return false;
+  return true;
+}

@@ -1,0 +1,323 @@
+// Composition root: the only place that creates adapters and wires them.
+// Start order: metrics → reconciler (first snapshot) → pollers + probers →
+// data-plane listener → admin API. Stop order is the reverse, with a drain.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { systemClock, type Clock, type TimerHandle } from './core/clock.ts';
+import type { Logger } from './core/log.ts';
+import type { GatewayConfig } from './config/types.ts';
+import { loadConfigFile, formatIssues } from './config/load.ts';
+import { DashboardPoller, type DashboardState } from './config/dashboard.ts';
+import { watchConfigFile } from './config/file-watch.ts';
+import { Reconciler } from './control/reconciler.ts';
+import { Instruments, type GaugeSources } from './metrics/instruments.ts';
+import { ClusterProber, type ProbeResult } from './health/prober.ts';
+import { isAvailable } from './health/outlier.ts';
+import { Proxy } from './proxy/pipeline.ts';
+import { startAdmin, type AdminServer } from './admin/api.ts';
+import { TrafficController } from './control/traffic-controller.ts';
+import { FileStateStore } from './control/state-store.ts';
+import type { UpstreamCluster } from './upstream/cluster.ts';
+
+export interface GatewayOptions {
+  readonly config: GatewayConfig;
+  /** The file the config came from; enables reload (SIGHUP, file watch, POST reload). */
+  readonly configPath?: string;
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  readonly logger?: Logger;
+  /** Access-log sink; defaults to the main logger. */
+  readonly accessLogger?: Logger;
+  /** Watch the config file for changes (default true when configPath is set). */
+  readonly watch?: boolean;
+  /** Override the listen ports (tests use 0). */
+  readonly listenPort?: number;
+  readonly adminPort?: number;
+  readonly probe?: (origin: string, timeoutMs: number) => Promise<ProbeResult>;
+  /** Admin token; defaults to the env var named by admin.token_env. */
+  readonly adminToken?: string | null;
+}
+
+export interface ReloadStatus {
+  ok: boolean;
+  atMs: number;
+  error: string | null;
+}
+
+export class Gateway {
+  readonly reconciler: Reconciler;
+  readonly metrics: Instruments;
+  readonly proxy: Proxy;
+  readonly traffic: TrafficController;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly server: Server;
+  admin: AdminServer | null = null;
+  readonly pollers = new Map<string, DashboardPoller>();
+  readonly probers = new Map<string, ClusterProber>();
+  readonly dashboardStates = new Map<string, DashboardState>();
+  lastReload: ReloadStatus | null = null;
+  draining = false;
+  url = '';
+  adminUrl = '';
+  readonly #opts: GatewayOptions;
+  #stopWatch: (() => void) | null = null;
+  #sweeper: TimerHandle | null = null;
+  readonly #onHup = () => void this.reload('SIGHUP');
+
+  constructor(opts: GatewayOptions) {
+    this.#opts = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger ?? (pino({ name: 'serve-gateway' }) as unknown as Logger);
+    const config = opts.config;
+    this.metrics = new Instruments(this.#gaugeSources());
+    this.reconciler = new Reconciler(config, this.clock, this.metrics, this.log);
+    this.reconciler.onClustersRemoved = (removed) => this.#retireClusters(removed);
+    this.traffic = new TrafficController({
+      reconciler: this.reconciler,
+      store: new FileStateStore(config.stateDir),
+      clock: this.clock,
+      log: this.log,
+      metrics: this.metrics,
+    });
+    this.proxy = new Proxy({
+      store: this.reconciler.store,
+      clock: this.clock,
+      random: opts.random ?? Math.random,
+      metrics: this.metrics,
+      accessLog: opts.accessLogger ?? this.log.child({ kind: 'access' }),
+      ready: () => !this.draining,
+    });
+    this.server = createServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, this.proxy.handle);
+  }
+
+  get config(): GatewayConfig {
+    return this.reconciler.config;
+  }
+
+  async start(): Promise<void> {
+    this.traffic.start(); // loads persisted weights, publishes the first snapshot
+    this.#syncPollersAndProbers();
+    const cfg = this.config;
+    await listen(this.server, this.#opts.listenPort ?? cfg.listen.port, cfg.listen.host);
+    this.url = `http://${hostForUrl(cfg.listen.host)}:${(this.server.address() as AddressInfo).port}`;
+    this.admin = await startAdmin(this, {
+      host: cfg.admin.listen.host,
+      port: this.#opts.adminPort ?? cfg.admin.listen.port,
+      token: this.#opts.adminToken !== undefined ? this.#opts.adminToken : (process.env[cfg.admin.tokenEnv] ?? null),
+    });
+    this.adminUrl = this.admin.url;
+    if (this.#opts.configPath !== undefined && this.#opts.watch !== false) {
+      this.#stopWatch = watchConfigFile(this.#opts.configPath, () => void this.reload('file change'), {
+        extraFiles: serveConfigFiles(cfg),
+      });
+      process.on('SIGHUP', this.#onHup);
+    }
+    this.#scheduleSweep();
+    this.log.info({ url: this.url, admin: this.adminUrl, apps: [...(this.reconciler.current?.apps.keys() ?? [])] }, 'serve-gateway started');
+  }
+
+  /** Re-reads the config file; a bad file never replaces the running config. */
+  async reload(reason: string): Promise<ReloadStatus> {
+    const path = this.#opts.configPath;
+    if (path === undefined) {
+      return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error: 'gateway was started without a config file' });
+    }
+    const result = await loadConfigFile(path);
+    if (!result.ok) {
+      const error = formatIssues(result.issues);
+      this.metrics.configReloads.labels('failure').inc();
+      this.log.error({ reason, issues: result.issues }, 'config reload refused; keeping the running config');
+      return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error });
+    }
+    this.reconciler.setConfig(result.config);
+    this.traffic.onConfigChanged();
+    this.#syncPollersAndProbers();
+    this.metrics.configReloads.labels('success').inc();
+    this.log.info({ reason }, 'config reloaded');
+    return (this.lastReload = { ok: true, atMs: this.clock.wallNow(), error: null });
+  }
+
+  /** SIGTERM: fail readiness now, stop accepting after drain_delay, give in-flight work grace_period. */
+  async shutdown(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const { drainDelayMs, gracePeriodMs } = this.config.shutdown;
+    this.log.info({ drainDelayMs, gracePeriodMs }, 'draining');
+    await delay(this.clock, drainDelayMs);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const grace = delay(this.clock, gracePeriodMs).then(() => {
+      if (this.proxy.counters.activeRequests > 0) {
+        this.log.warn({ active: this.proxy.counters.activeRequests }, 'grace period over; closing remaining connections');
+      }
+      this.server.closeAllConnections();
+    });
+    await Promise.race([closed, grace]);
+    await this.close();
+  }
+
+  /** Stops everything at once (tests, and the end of shutdown). */
+  async close(): Promise<void> {
+    this.draining = true;
+    process.off('SIGHUP', this.#onHup);
+    this.#stopWatch?.();
+    if (this.#sweeper !== null) this.clock.clearTimeout(this.#sweeper);
+    for (const p of this.pollers.values()) p.stop();
+    for (const p of this.probers.values()) p.stop();
+    this.traffic.stop();
+    for (const l of this.reconciler.limiters.values()) l.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.admin?.close();
+    await Promise.all([...this.reconciler.clusters.values()].map((c) => c.close()));
+  }
+
+  #syncPollersAndProbers(): void {
+    const cfg = this.config;
+    const overrides = new Map<string, string | null>();
+    for (const [app, p] of cfg.applications) overrides.set(app, p.ingressDeployment);
+    for (const [name, poller] of this.pollers) {
+      const c = cfg.clusters.find((x) => x.name === name);
+      if (c === undefined || c.dashboard === null) {
+        poller.stop();
+        this.pollers.delete(name);
+        this.dashboardStates.delete(name);
+      } else poller.setOverrides(overrides);
+    }
+    for (const c of cfg.clusters) {
+      if (c.dashboard !== null && !this.pollers.has(c.name)) {
+        const poller = new DashboardPoller({
+          url: c.dashboard,
+          intervalMs: cfg.dashboardPollMs,
+          timeoutMs: Math.min(cfg.dashboardPollMs, 5000),
+          clock: this.clock,
+          overrides,
+          log: this.log.child({ cluster: c.name }),
+          onUpdate: (state) => this.#onDashboard(c.name, state),
+        });
+        this.pollers.set(c.name, poller);
+        poller.start();
+      }
+    }
+    // Probers follow the runtime cluster objects (recreated when endpoints change).
+    for (const [name, prober] of this.probers) {
+      if (this.reconciler.clusters.get(name) !== prober.cluster) {
+        prober.stop();
+        this.probers.delete(name);
+      }
+    }
+    for (const [name, cluster] of this.reconciler.clusters) {
+      if (!this.probers.has(name)) {
+        const prober = new ClusterProber(cluster, cfg.health, this.clock, this.log, this.#opts.probe);
+        this.probers.set(name, prober);
+        prober.start();
+      }
+    }
+  }
+
+  #onDashboard(cluster: string, state: DashboardState): void {
+    this.dashboardStates.set(cluster, state);
+    const cfg = this.config.clusters.find((c) => c.name === cluster);
+    if (state.apps !== null) {
+      this.reconciler.setClusterApps(cluster, { apps: state.apps, source: 'dashboard', stale: !state.reachable });
+    } else if (cfg !== undefined) {
+      // Never reached yet: fall back to the serve config, marked stale.
+      this.reconciler.setClusterApps(cluster, cfg.serveApps === null ? { apps: [], source: 'none', stale: true } : { apps: cfg.serveApps, source: 'serve_config', stale: true });
+    }
+  }
+
+  #retireClusters(removed: UpstreamCluster[]): void {
+    for (const c of removed) {
+      this.probers.get(c.name)?.stop();
+      this.probers.delete(c.name);
+      // In-flight requests keep their connections; idle ones close now, the rest as they finish.
+      void c.close();
+    }
+  }
+
+  /** Every few seconds: close idle upstream connections; all of them for drained clusters. */
+  #scheduleSweep(): void {
+    this.#sweeper = this.clock.setTimeout(() => {
+      const now = this.clock.now();
+      for (const c of this.reconciler.clusters.values()) c.closeIdle(now, this.traffic.clusterDrained(c.name) && c.inFlight === 0);
+      this.#scheduleSweep();
+    }, 5000);
+    this.#sweeper.unref?.();
+  }
+
+  #gaugeSources(): GaugeSources {
+    const self = this;
+    const targets = function* () {
+      const snap = self.reconciler.current;
+      if (snap === null) return;
+      for (const app of snap.apps.values()) for (let i = 0; i < app.targets.length; i++) yield [app, app.targets[i]!, app.split.weights[i]!] as const;
+    };
+    return {
+      *inFlight() {
+        for (const [app, t] of targets()) yield [app.name, t.cluster.name, t.limiter.inFlight];
+      },
+      *queueDepth() {
+        for (const [app, t] of targets()) yield [app.name, t.cluster.name, t.limiter.queued];
+      },
+      *capacity() {
+        for (const [app, t] of targets()) yield [app.name, t.cluster.name, t.limit];
+      },
+      *trafficWeight() {
+        for (const [app, t, w] of targets()) yield [app.name, t.cluster.name, w];
+      },
+      *endpointHealthy() {
+        const now = self.clock.now();
+        for (const c of self.reconciler.clusters.values()) {
+          for (const e of c.endpoints) yield [c.name, e.origin, !c.circuitOpen && isAvailable(e.health, now) ? 1 : 0];
+        }
+      },
+      *openStreams() {
+        for (const c of self.reconciler.clusters.values()) yield [c.name, c.openStreams];
+      },
+      *dashboardReachable() {
+        for (const [name, s] of self.dashboardStates) yield [name, s.reachable ? 1 : 0];
+      },
+      snapshotVersion: () => self.reconciler.current?.version ?? 0,
+    };
+  }
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const gw = new Gateway(opts);
+  try {
+    await gw.start();
+  } catch (err) {
+    await gw.close().catch(() => {});
+    throw err;
+  }
+  return gw;
+}
+
+function serveConfigFiles(cfg: GatewayConfig): string[] {
+  void cfg;
+  return [];
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host, backlog: 4096 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export function hostForUrl(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function delay(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0) return resolve();
+    clock.setTimeout(resolve, ms);
+  });
+}

@@ -1,0 +1,159 @@
+// Header work on the hot path: one pass over rawHeaders each way, no
+// req.headers (Node builds it lazily), no regex, constant sets.
+import { util as undiciUtil } from 'undici';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** What the request pass learned besides the forwarded header list. */
+export interface RequestHeaderInfo {
+  requestId: string;
+  stickyValue: string | null;
+  cookie: string | null;
+  contentLength: number;
+  chunked: boolean;
+  forwardedFor: string;
+  forwardedProto: string;
+  forwardedHost: string;
+  host: string;
+  connectionTokens: string | null;
+}
+
+export function newRequestHeaderInfo(): RequestHeaderInfo {
+  return {
+    requestId: '',
+    stickyValue: null,
+    cookie: null,
+    contentLength: -1,
+    chunked: false,
+    forwardedFor: '',
+    forwardedProto: '',
+    forwardedHost: '',
+    host: '',
+    connectionTokens: null,
+  };
+}
+
+/**
+ * Copies end-to-end request headers from `raw` into `out` (flat name/value
+ * list) and fills `info`. x-forwarded-* and x-request-id are added by
+ * `appendForwardingHeaders` afterwards. `stickyHeader` is lower-case or ''.
+ */
+export function filterRequestHeaders(raw: readonly string[], out: string[], info: RequestHeaderInfo, stickyHeader: string): void {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.length < 64 ? name.toLowerCase() : name;
+    switch (lower) {
+      case 'connection':
+        if (value.length > 10 || (value !== 'keep-alive' && value !== 'close' && value !== 'Keep-Alive')) info.connectionTokens = value;
+        continue;
+      case 'transfer-encoding':
+        info.chunked = true;
+        continue;
+      case 'x-request-id':
+        if (info.requestId === '') info.requestId = value;
+        continue;
+      case 'x-forwarded-for':
+        info.forwardedFor = info.forwardedFor === '' ? value : `${info.forwardedFor}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+        info.forwardedProto = value;
+        continue;
+      case 'x-forwarded-host':
+        info.forwardedHost = value;
+        continue;
+      case 'content-length':
+        info.contentLength = Number(value);
+        break;
+      case 'host':
+        info.host = value;
+        break;
+      case 'cookie':
+        info.cookie = info.cookie === null ? value : `${info.cookie}; ${value}`;
+        break;
+      default:
+        if (HOP_BY_HOP.has(lower)) continue;
+    }
+    if (lower === stickyHeader && info.stickyValue === null) info.stickyValue = value;
+    out.push(name, value);
+  }
+  if (info.connectionTokens !== null) removeConnectionListed(out, info.connectionTokens);
+}
+
+export function appendForwardingHeaders(out: string[], info: RequestHeaderInfo, remoteAddress: string, proto: string): void {
+  out.push('x-request-id', info.requestId);
+  out.push('x-forwarded-for', info.forwardedFor === '' ? remoteAddress : `${info.forwardedFor}, ${remoteAddress}`);
+  out.push('x-forwarded-proto', info.forwardedProto === '' ? proto : info.forwardedProto);
+  if (info.forwardedHost !== '' || info.host !== '') out.push('x-forwarded-host', info.forwardedHost === '' ? info.host : info.forwardedHost);
+}
+
+/** Result of the response pass. */
+export interface ResponseHeaderInfo {
+  hasRequestId: boolean;
+  contentLength: number;
+  eventStream: boolean;
+}
+
+/**
+ * Builds the downstream header list from undici's raw response headers
+ * (Buffers), dropping hop-by-hop headers and those named in Connection.
+ */
+export function filterResponseHeaders(raw: readonly Buffer[], out: string[], info: ResponseHeaderInfo): void {
+  let connection: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = undiciUtil.headerNameToString(raw[i]!);
+    const value = raw[i + 1]!.toString('latin1');
+    switch (name) {
+      case 'connection':
+        if (value !== 'keep-alive' && value !== 'close') connection = value;
+        continue;
+      case 'x-request-id':
+        info.hasRequestId = true;
+        break;
+      case 'content-length':
+        info.contentLength = Number(value);
+        break;
+      case 'content-type':
+        if (value.startsWith('text/event-stream')) info.eventStream = true;
+        break;
+      default:
+        if (HOP_BY_HOP.has(name)) continue;
+    }
+    out.push(name, value);
+  }
+  if (connection !== null) removeConnectionListed(out, connection);
+}
+
+function removeConnectionListed(out: string[], tokens: string): void {
+  const names = tokens.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '' && t !== 'keep-alive' && t !== 'close');
+  if (names.length === 0) return;
+  for (let i = out.length - 2; i >= 0; i -= 2) {
+    if (names.includes(out[i]!.toLowerCase())) out.splice(i, 2);
+  }
+}
+
+/** Cookie value by name from a Cookie header, or null. */
+export function cookieValue(cookie: string | null, name: string): string | null {
+  if (cookie === null) return null;
+  let start = 0;
+  while (start < cookie.length) {
+    let end = cookie.indexOf(';', start);
+    if (end === -1) end = cookie.length;
+    while (cookie.charCodeAt(start) === 32) start++;
+    const eq = cookie.indexOf('=', start);
+    if (eq !== -1 && eq < end && eq - start === name.length && cookie.startsWith(name, start)) {
+      return cookie.slice(eq + 1, end).trim();
+    }
+    start = end + 1;
+  }
+  return null;
+}

@@ -1,0 +1,562 @@
+// The request lifecycle as a fixed list of named phases (docs/architecture.md):
+//   receive → route → pickCluster → admit → readBody → pickEndpoint → forward
+//   → (onUpstreamError → retry | respond) → finish
+// One RequestContext per request holds every per-request field (fixed shape)
+// and is itself the undici dispatch handler and the admission waiter, so the
+// hot path creates no closures and no promises. `finish` runs exactly once.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { Dispatcher } from 'undici';
+import type { Waiter } from '../admission/limiter.ts';
+import type { Clock } from '../core/clock.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
+import type { Instruments } from '../metrics/instruments.ts';
+import { matchRoute, routingPath } from '../routing/route-table.ts';
+import { pickCluster, splitPoint } from '../routing/traffic-split.ts';
+import { recordFailure, recordSuccess } from '../health/outlier.ts';
+import type { Endpoint, UpstreamConnection, ConnectionWaiter } from '../upstream/endpoint.ts';
+import { classifyUpstreamError, decideRetry, type UpstreamFailure } from '../upstream/retry-policy.ts';
+import {
+  appendForwardingHeaders,
+  cookieValue,
+  filterRequestHeaders,
+  filterResponseHeaders,
+  newRequestHeaderInfo,
+  type RequestHeaderInfo,
+  type ResponseHeaderInfo,
+} from './headers.ts';
+import { noHealthyText, notFoundText, queueFullText, queueTimeoutText, sendLocalReply } from './local-reply.ts';
+
+export interface ProxyDeps {
+  readonly store: SnapshotStore;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly metrics: Instruments;
+  readonly accessLog: Logger;
+  /** Is the gateway ready (first snapshot published, not draining)? */
+  readonly ready: () => boolean;
+}
+
+/** Global request and retry counters (Envoy-style retry budget). */
+export class ProxyCounters {
+  activeRequests = 0;
+  activeRetries = 0;
+}
+
+const UPSTREAM_FLAG: Record<UpstreamFailure, ErrorCode> = {
+  connect: 'UPSTREAM_CONNECT_FAILED',
+  stale_connection: 'UPSTREAM_RESET',
+  backpressure: 'RETRY_LIMIT',
+  reset: 'UPSTREAM_RESET',
+  timeout: 'UPSTREAM_TIMEOUT',
+};
+
+const NO_BODY = -1;
+
+export class Proxy {
+  readonly deps: ProxyDeps;
+  readonly counters = new ProxyCounters();
+  /** Bound once: the node:http 'request' listener. */
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+
+  constructor(deps: ProxyDeps) {
+    this.deps = deps;
+    this.handle = (req, res) => {
+      const snap = this.deps.store.current;
+      const ctx = new RequestContext(this, req, res, snap);
+      ctx.receive();
+    };
+  }
+}
+
+class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHandler {
+  readonly proxy: Proxy;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly snap: Snapshot | null;
+  readonly startMs: number;
+  readonly info: RequestHeaderInfo;
+  headers: string[] = [];
+  path = '';
+  app: AppRoute | null = null;
+  target: AppTarget | null = null;
+  permit = false;
+  // Waiter fields (set by the limiter).
+  queueDeadlineMs = 0;
+  queued = false;
+  // Body: null none, Buffer buffered, the request stream when streamed.
+  body: Buffer | IncomingMessage | null = null;
+  bodyChunks: Buffer[] | null = null;
+  bodyBytes = 0;
+  endpoint: Endpoint | null = null;
+  failedEndpoint: Endpoint | null = null;
+  conn: UpstreamConnection | null = null;
+  waitingConn = false;
+  reusedSocket = false;
+  attempts = 0;
+  retrying = false;
+  abortUpstream: ((err?: Error) => void) | null = null;
+  responseStarted = false;
+  discard = false;
+  streaming = false;
+  resumeUpstream: (() => void) | null = null;
+  onDrain: (() => void) | null = null;
+  ttfbMs = -1;
+  status = 0;
+  flag = '';
+  done = false;
+  clientGone = false;
+
+  constructor(proxy: Proxy, req: IncomingMessage, res: ServerResponse, snap: Snapshot | null) {
+    this.proxy = proxy;
+    this.req = req;
+    this.res = res;
+    this.snap = snap;
+    this.startMs = proxy.deps.clock.now();
+    this.info = newRequestHeaderInfo();
+  }
+
+  // ── receive ────────────────────────────────────────────────────────────
+  receive(): void {
+    const { req, res } = this;
+    this.proxy.counters.activeRequests++;
+    res.once('close', () => this.onClientClose());
+    this.path = routingPath(req.url ?? '/');
+    const snap = this.snap;
+    // Peek the sticky header name of the matched app after routing; filter once.
+    if (this.path.charCodeAt(1) === 45 /* - */ && (this.path === '/-/healthz' || this.path === '/-/routes')) {
+      this.systemEndpoint();
+      return;
+    }
+    if (snap === null) {
+      this.fail('NO_HEALTHY_UPSTREAM', 'Gateway has no routing snapshot yet.');
+      return;
+    }
+    this.route(snap);
+  }
+
+  /** `/-/healthz` and `/-/routes` answered by the gateway itself, like a Serve proxy. */
+  systemEndpoint(): void {
+    const ready = this.proxy.deps.ready() && this.snap !== null && this.snap.apps.size > 0;
+    const text = !ready
+      ? this.snap === null || this.snap.apps.size === 0
+        ? 'Route table is not populated yet.'
+        : 'This node is being drained.'
+      : this.path === '/-/healthz'
+        ? 'success'
+        : this.snap!.routesJson;
+    const body = Buffer.from(text);
+    const ctype = ready && this.path === '/-/routes' ? 'application/json' : 'text/plain; charset=utf-8';
+    this.info.requestId = this.requestIdFromRaw();
+    this.res.writeHead(ready ? 200 : 503, ['content-type', ctype, 'content-length', String(body.length), 'x-request-id', this.info.requestId]);
+    this.res.end(body);
+    this.done = true;
+    this.proxy.counters.activeRequests--;
+  }
+
+  requestIdFromRaw(): string {
+    const raw = this.req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'x-request-id') return raw[i + 1]!;
+    return randomUUID();
+  }
+
+  // ── route ──────────────────────────────────────────────────────────────
+  route(snap: Snapshot): void {
+    const app = matchRoute(snap.routes, this.path);
+    filterRequestHeaders(this.req.rawHeaders, this.headers, this.info, app === null ? '' : app.stickyHeader);
+    if (this.info.requestId === '') this.info.requestId = randomUUID();
+    if (app === null) {
+      this.fail('NO_ROUTE', notFoundText(this.path, this.info.host));
+      return;
+    }
+    this.app = app;
+    appendForwardingHeaders(this.headers, this.info, this.req.socket.remoteAddress ?? '', 'http');
+    this.pickCluster(app);
+  }
+
+  // ── pickCluster ────────────────────────────────────────────────────────
+  pickCluster(app: AppRoute): void {
+    let key: string | null = null;
+    if (app.sticky !== null) {
+      key = app.sticky.kind === 'header' ? this.info.stickyValue : cookieValue(this.info.cookie, app.sticky.name);
+      if (key === '') key = null;
+    }
+    const i = pickCluster(app.split, splitPoint(key, this.proxy.deps.random()));
+    let target = app.targets[i];
+    const now = this.proxy.deps.clock.now();
+    if (target === undefined || !target.cluster.isServing(now)) {
+      // Fail over to another cluster that serves the app (keeps serving while one side is down).
+      const alt = app.targets.find((t) => t !== target && t.serveApp !== null && t.cluster.isServing(now));
+      if (alt === undefined) {
+        const t = target ?? app.targets[0]!;
+        this.target = t;
+        this.fail('NO_HEALTHY_UPSTREAM', noHealthyText(app.name, t.cluster.name));
+        return;
+      }
+      target = alt;
+    }
+    this.target = target;
+    this.admit(target);
+  }
+
+  // ── admit ──────────────────────────────────────────────────────────────
+  admit(target: AppTarget): void {
+    const r = target.limiter.acquire(this);
+    if (r === 'granted') {
+      this.onAdmitted();
+      return;
+    }
+    if (r === 'queued') return;
+    // Queue full: spill over to another cluster serving the app with a free slot, if allowed.
+    const app = this.app!;
+    if (app.spillover) {
+      const now = this.proxy.deps.clock.now();
+      for (const alt of app.targets) {
+        if (alt === target || alt.serveApp === null || !alt.cluster.isServing(now)) continue;
+        if (alt.limiter.inFlight < alt.limiter.limit && alt.limiter.queued === 0 && alt.limiter.acquire(this) === 'granted') {
+          this.target = alt;
+          this.onAdmitted();
+          return;
+        }
+      }
+    }
+    this.proxy.deps.metrics.rejections.labels(app.name, target.cluster.name, 'queue_full').inc();
+    this.fail('QUEUE_FULL', queueFullText(target.limiter.queued, target.limiter.queueCapacity));
+  }
+
+  onAdmitted(): void {
+    this.permit = true;
+    if (this.clientGone) {
+      this.finish(499, 'DC');
+      return;
+    }
+    this.readBody();
+  }
+
+  onQueueTimeout(): void {
+    const t = this.target!;
+    this.proxy.deps.metrics.rejections.labels(this.app!.name, t.cluster.name, 'queue_timeout').inc();
+    this.fail('QUEUE_TIMEOUT', queueTimeoutText(this.info.requestId, Math.round(t.limiter.queueTimeoutMs / 1000)));
+  }
+
+  // ── readBody ───────────────────────────────────────────────────────────
+  readBody(): void {
+    const len = this.info.contentLength;
+    if (!this.info.chunked && len <= 0) {
+      this.bodyBytes = NO_BODY;
+      this.pickEndpoint();
+      return;
+    }
+    const cfg = this.snap!.config.upstream;
+    if (!this.info.chunked && len <= cfg.bufferBodyBytes) {
+      this.bodyChunks = [];
+      this.req.on('data', (c: Buffer) => {
+        this.bodyChunks!.push(c);
+        this.bodyBytes += c.length;
+      });
+      this.req.once('end', () => {
+        if (this.done) return;
+        const chunks = this.bodyChunks!;
+        this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        this.bodyChunks = null;
+        this.pickEndpoint();
+      });
+      return;
+    }
+    // Large or chunked: stream it (not replayable on retry).
+    this.body = this.req;
+    this.pickEndpoint();
+  }
+
+  get replayable(): boolean {
+    return this.body === null || Buffer.isBuffer(this.body);
+  }
+
+  // ── pickEndpoint ───────────────────────────────────────────────────────
+  pickEndpoint(): void {
+    const target = this.target!;
+    const now = this.proxy.deps.clock.now();
+    const ep = target.cluster.pick(now, this.failedEndpoint);
+    if (ep === null) {
+      this.fail(this.attempts > 0 ? 'RETRY_LIMIT' : 'NO_HEALTHY_UPSTREAM', noHealthyText(this.app!.name, target.cluster.name));
+      return;
+    }
+    this.endpoint = ep;
+    ep.inFlight++;
+    target.cluster.inFlight++;
+    const conn = ep.acquire(this);
+    if (conn === null) {
+      this.waitingConn = true;
+      return;
+    }
+    this.forward(conn);
+  }
+
+  onConnection(conn: UpstreamConnection): void {
+    this.waitingConn = false;
+    if (this.done) {
+      conn.endpoint.release(conn, this.proxy.deps.clock.now());
+      return;
+    }
+    this.forward(conn);
+  }
+
+  // ── forward ────────────────────────────────────────────────────────────
+  forward(conn: UpstreamConnection): void {
+    this.conn = conn;
+    this.attempts++;
+    this.reusedSocket = conn.reused;
+    this.responseStarted = false;
+    this.discard = false;
+    conn.client.dispatch(
+      {
+        path: this.req.url ?? '/',
+        method: this.req.method as Dispatcher.HttpMethod,
+        headers: this.headers,
+        body: this.body,
+      },
+      this,
+    );
+  }
+
+  // undici handler (legacy API: measured cheapest, node-floor.md §4)
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.clientGone) abort();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.responseStarted = true;
+    const target = this.target!;
+    if (statusCode === 503 && this.retryAllowed('backpressure')) {
+      // Serve never ran it (backpressure / deployment unavailable): swallow and retry elsewhere.
+      this.discard = true;
+      this.proxy.deps.metrics.upstreamAttempts.labels(target.cluster.name, 'backpressure').inc();
+      return true;
+    }
+    this.ttfbMs = this.proxy.deps.clock.now() - this.startMs;
+    const out: string[] = [];
+    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false };
+    filterResponseHeaders(rawHeaders, out, rinfo);
+    if (!rinfo.hasRequestId) out.push('x-request-id', this.info.requestId);
+    if (this.snap!.config.serveClusterHeader) out.push('x-serve-cluster', target.cluster.name);
+    this.status = statusCode;
+    const res = this.res;
+    if (res.destroyed) return false;
+    res.writeHead(statusCode, out);
+    if (rinfo.contentLength === -1 || rinfo.eventStream) {
+      // Streams: headers go out now, not with the first chunk.
+      res.flushHeaders();
+      this.streaming = true;
+      target.cluster.openStreams++;
+    }
+    this.resumeUpstream = resume;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.discard) return true;
+    if (this.res.write(chunk)) return true;
+    if (this.onDrain === null) this.onDrain = () => this.resumeUpstream?.();
+    this.res.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    const conn = this.conn!;
+    conn.requestsOnSocket++;
+    recordSuccess(this.endpoint!.health);
+    this.releaseConnection();
+    if (this.discard) {
+      this.retryOrFail('backpressure');
+      return;
+    }
+    this.proxy.deps.metrics.upstreamAttempts.labels(this.target!.cluster.name, 'ok').inc();
+    this.res.end();
+    this.finish(this.status, '');
+  }
+
+  onError(err: Error & { code?: string }): void {
+    this.releaseConnection();
+    if (this.done) return;
+    if (this.clientGone) {
+      this.finish(499, 'DC');
+      return;
+    }
+    const failure = classifyUpstreamError(err.code, this.reusedSocket, this.responseStarted);
+    const cluster = this.target!.cluster.name;
+    this.proxy.deps.metrics.upstreamAttempts.labels(cluster, failure).inc();
+    if (failure === 'connect') recordFailure(this.endpoint!.health, this.proxy.deps.clock.now(), this.snap!.config.health);
+    if (this.res.headersSent) {
+      // Mid-stream failure: nothing sensible can be sent; cut the stream so the client sees it.
+      this.res.destroy();
+      this.finish(this.status, failure === 'timeout' ? 'UT' : 'UR');
+      return;
+    }
+    this.retryOrFail(failure);
+  }
+
+  // ── onUpstreamError ────────────────────────────────────────────────────
+  retryAllowed(failure: UpstreamFailure): boolean {
+    const cfg = this.snap!.config.retry;
+    const c = this.proxy.counters;
+    return (
+      decideRetry({
+        failure,
+        attempts: this.attempts,
+        maxAttempts: cfg.maxAttempts,
+        replayable: this.replayable,
+        downstreamStarted: this.res.headersSent,
+        activeRequests: c.activeRequests,
+        activeRetries: c.activeRetries,
+        budgetRatio: cfg.budgetRatio,
+        minRetryConcurrency: cfg.minRetryConcurrency,
+      }) === 'retry'
+    );
+  }
+
+  retryOrFail(failure: UpstreamFailure): void {
+    const ep = this.endpoint!;
+    this.leaveEndpoint();
+    if (this.retryAllowed(failure)) {
+      this.startRetry(failure, ep);
+      return;
+    }
+    if (failure === 'backpressure') {
+      this.fail('RETRY_LIMIT', 'Request dropped due to backpressure on every endpoint tried.');
+      return;
+    }
+    const code = UPSTREAM_FLAG[failure];
+    const text =
+      code === 'UPSTREAM_CONNECT_FAILED'
+        ? `Could not connect to Serve endpoint ${ep.origin} (cluster '${ep.cluster}').`
+        : code === 'UPSTREAM_TIMEOUT'
+          ? `Serve endpoint ${ep.origin} did not answer in time.`
+          : `Serve endpoint ${ep.origin} closed the connection before responding.`;
+    this.fail(this.attempts > 1 && code === 'UPSTREAM_CONNECT_FAILED' ? 'RETRY_LIMIT' : code, text);
+  }
+
+  startRetry(failure: UpstreamFailure, failed: Endpoint): void {
+    const counters = this.proxy.counters;
+    if (failure !== 'stale_connection') {
+      this.failedEndpoint = failed;
+      if (!this.retrying) {
+        this.retrying = true;
+        counters.activeRetries++;
+      }
+    }
+    this.proxy.deps.metrics.retries.labels(this.target!.cluster.name, failure).inc();
+    this.pickEndpoint();
+  }
+
+  leaveEndpoint(): void {
+    const ep = this.endpoint;
+    if (ep === null) return;
+    if (this.waitingConn) {
+      ep.cancelWait(this);
+      this.waitingConn = false;
+    }
+    ep.inFlight--;
+    this.target!.cluster.inFlight--;
+    if (this.streaming) {
+      this.target!.cluster.openStreams--;
+      this.streaming = false;
+    }
+    this.endpoint = null;
+  }
+
+  releaseConnection(): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    this.conn = null;
+    this.abortUpstream = null;
+    conn.endpoint.release(conn, this.proxy.deps.clock.now());
+  }
+
+  // ── client went away ───────────────────────────────────────────────────
+  onClientClose(): void {
+    if (this.done || this.res.writableFinished) return;
+    this.clientGone = true;
+    if (this.queued) {
+      this.target!.limiter.cancel(this);
+      this.finish(499, 'DC');
+      return;
+    }
+    if (this.abortUpstream !== null) {
+      // undici calls onError (aborted), which finishes with DC.
+      this.abortUpstream();
+      return;
+    }
+    if (this.conn === null) this.finish(499, 'DC');
+  }
+
+  // ── respond ────────────────────────────────────────────────────────────
+  fail(code: ErrorCode, text: string): void {
+    if (this.done) return;
+    const status = sendLocalReply(this.res, code, text, this.info.requestId || this.requestIdFromRaw());
+    this.finish(status, FLAGS[code]);
+  }
+
+  // ── finish: the single exit ────────────────────────────────────────────
+  finish(status: number, flag: string): void {
+    if (this.done) return;
+    this.done = true;
+    const deps = this.proxy.deps;
+    const counters = this.proxy.counters;
+    counters.activeRequests--;
+    if (this.retrying) counters.activeRetries--;
+    this.leaveEndpoint();
+    this.releaseConnection();
+    const target = this.target;
+    if (this.permit && target !== null) {
+      this.permit = false;
+      target.limiter.release();
+    }
+    if (this.queued && target !== null) target.limiter.cancel(this);
+    const durationMs = deps.clock.now() - this.startMs;
+    const app = this.app;
+    const handles = target !== null && app !== null ? target.handles : deps.metrics.handles('', '');
+    handles.countRequest(status, flag);
+    handles.duration.observe(durationMs / 1000);
+    if (this.ttfbMs >= 0) handles.ttfb.observe(this.ttfbMs / 1000);
+    if (target !== null && app !== null) {
+      const shed = flag === 'QF' || flag === 'QT';
+      target.stats.record({
+        upstreamError: !shed && flag !== 'DC' && (status >= 500 || flag === 'UF' || flag === 'UR' || flag === 'UT' || flag === 'URX' || flag === 'UH'),
+        latencyMs: durationMs,
+        ttfbMs: this.ttfbMs >= 0 ? this.ttfbMs : null,
+        shed,
+      });
+    }
+    const sample = this.snap?.config.accessLog.sampleRate ?? 1;
+    if (flag !== '' || status >= 500 || sample >= 1 || deps.random() < sample) {
+      deps.accessLog.info({
+        req_id: this.info.requestId,
+        method: this.req.method,
+        path: this.req.url,
+        app: app?.name ?? '',
+        cluster: target?.cluster.name ?? '',
+        status,
+        flag,
+        attempts: this.attempts,
+        duration_ms: Math.round(durationMs * 100) / 100,
+        ttfb_ms: this.ttfbMs >= 0 ? Math.round(this.ttfbMs * 100) / 100 : null,
+      });
+    }
+  }
+}
+
+const FLAGS: Record<ErrorCode, string> = {
+  NO_ROUTE: 'NR',
+  QUEUE_FULL: 'QF',
+  QUEUE_TIMEOUT: 'QT',
+  NO_HEALTHY_UPSTREAM: 'UH',
+  UPSTREAM_CONNECT_FAILED: 'UF',
+  UPSTREAM_TIMEOUT: 'UT',
+  UPSTREAM_RESET: 'UR',
+  RETRY_LIMIT: 'URX',
+  DOWNSTREAM_ABORTED: 'DC',
+};
