@@ -304,7 +304,7 @@ async function runWrk(o: Options, env: Env, port: number, seconds: number, rawFi
   const out = p.stdout();
   if (rawFile !== null) writeFileSync(rawFile, `wrk ${args.join(' ')}\n${out}`);
   const line = out.split('\n').find((l) => l.startsWith('WRKJSON '));
-  if (line === undefined) throw new Error(`wrk gave no summary (exit ${String(p.exitCode)}):\n${out.slice(-1500)}`);
+  if (line === undefined) throw new Error(`wrk gave no summary (exit ${String(p.exitCode)}):\n${out.slice(-1000)}${p.stderr().slice(-1000)}`);
   return JSON.parse(line.slice(8)) as WrkJson;
 }
 

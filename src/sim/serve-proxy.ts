@@ -103,7 +103,6 @@ export class SimProxy {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    this.counters.requests++;
     const given = req.headers['x-request-id'];
     const rid = typeof given === 'string' && given !== '' ? given : randomUUID();
     res.setHeader('server', 'uvicorn');
@@ -121,6 +120,8 @@ export class SimProxy {
       else this.#reply(req, res, 200, 'application/json', this.host.routesBody());
       return;
     }
+    // Like Serve, system endpoints are not counted as requests.
+    this.counters.requests++;
     const rt = this.host.match(path);
     const router = rt ? this.routers.get(rt.app.name) : undefined;
     if (!rt || !router) {
