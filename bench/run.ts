@@ -416,7 +416,7 @@ async function smallPhase(o: Options, env: Env, targets: Target[], runDir: strin
               (errs > 0 ? `  ERRORS ${errs}` : ''),
           );
         } finally {
-          if (proxy !== null) await stopProc(proxy, 5000);
+          if (proxy !== null) noteStop(t.name, await stopProc(proxy, STOP_GRACE_MS), warnings);
         }
         await sleep(500);
       }
@@ -600,7 +600,7 @@ async function streamPhase(o: Options, env: Env, targets: Target[], runDir: stri
           `${run.measured} RSS ${fmt(run.rssIdleMb, 0)} → peak ${fmt(run.rssPeakMb, 0)} MB  listen overflows ${run.listenOverflows}`,
       );
     } finally {
-      if (proxy !== null) await stopProc(proxy, 5000);
+      if (proxy !== null) noteStop(t.name, await stopProc(proxy, STOP_GRACE_MS), warnings);
       await stopProc(backend, 2000);
       await sleep(1000);
     }
@@ -610,6 +610,16 @@ async function streamPhase(o: Options, env: Env, targets: Target[], runDir: stri
 
 // ---------------------------------------------------------------------------------------------
 // processes
+
+/** Fresh-process protocol: a proxy gets this long after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 3000;
+const stopNoted = new Set<string>();
+
+function noteStop(name: string, r: { ms: number; killed: boolean }, warnings: string[]): void {
+  if (!r.killed || stopNoted.has(name)) return;
+  stopNoted.add(name);
+  warnings.push(`${name} did not exit within ${STOP_GRACE_MS / 1000} s of SIGTERM (nothing in flight) and was killed with SIGKILL; measurements are unaffected`);
+}
 
 async function startBackend(o: Options, runDir: string, tag: string): Promise<Proc> {
   const p = spawnPinned('backend', NODE, [join(BENCH, 'backend.ts'), '--port', String(o.backendPort)], {
@@ -640,8 +650,16 @@ function isShellScript(file: string): boolean {
   }
 }
 
-function makeTargets(o: Options, env: Env, runDir: string, gw: GatewayConf | null, gwError: string | null): Target[] {
+function makeTargets(
+  o: Options,
+  env: Env,
+  runDir: string,
+  gw: GatewayConf | null,
+  gwError: string | null,
+  warnings: string[],
+): Target[] {
   const out: Target[] = [];
+  let gatewayChecked = false;
   for (const name of o.targets) {
     if (name === 'direct') {
       out.push({ name, port: o.backendPort, skipped: null, start: null });
@@ -683,7 +701,15 @@ function makeTargets(o: Options, env: Env, runDir: string, gw: GatewayConf | nul
             logFile,
             cwd: ROOT,
           });
-          return startReady(p, port, o.startTimeout * 1000, `${relative(ROOT, bin)} start --config ${relative(ROOT, o.gatewayConfig)}`);
+          const proc = await startReady(p, port, o.startTimeout * 1000, `${relative(ROOT, bin)} start --config ${relative(ROOT, o.gatewayConfig)}`);
+          if (!gatewayChecked) {
+            gatewayChecked = true;
+            const r = await request(port, 'POST', '/llm', POST_BODY);
+            if (r.headers['x-serve-cluster'] === undefined)
+              warnings.push('gateway: the reply to POST /llm has no x-serve-cluster header (SPEC §5) — is it proxying?');
+            if (r.headers['x-request-id'] === undefined) warnings.push('gateway: the reply to POST /llm has no x-request-id header (SPEC §5)');
+          }
+          return proc;
         },
       });
     }
@@ -914,10 +940,10 @@ async function main(): Promise<void> {
   mkdirSync(runDir, { recursive: true });
   log(`bench ${id}: logs in ${relative(ROOT, runDir)}`);
 
-  const targets = makeTargets(o, env, runDir, gw, gwError);
+  const warnings: string[] = [];
+  const targets = makeTargets(o, env, runDir, gw, gwError, warnings);
   for (const t of targets) if (t.skipped !== null) log(`${t.name}: SKIPPED — ${t.skipped}`);
 
-  const warnings: string[] = [];
   const smallRuns = o.only !== 'streams' ? await smallPhase(o, env, targets, runDir, warnings) : null;
   const streamRuns = o.only !== 'small' ? await streamPhase(o, env, targets, runDir, warnings) : null;
 

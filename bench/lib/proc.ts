@@ -92,13 +92,22 @@ export function spawnPinned(name: string, cmd: string, args: readonly string[], 
   return p;
 }
 
-/** SIGTERM to the process group, SIGKILL after `graceMs`. Resolves once the leader has exited. */
-export async function stopProc(p: Proc, graceMs = 3000): Promise<void> {
-  if (!p.alive) return;
+/**
+ * SIGTERM to the process group, SIGKILL after `graceMs`. Resolves once the leader has exited, with
+ * the milliseconds it took and whether SIGKILL was needed.
+ */
+export async function stopProc(p: Proc, graceMs = 3000): Promise<{ ms: number; killed: boolean }> {
+  if (!p.alive) return { ms: 0, killed: false };
+  const t0 = performance.now();
+  let killed = false;
   signalGroup(p.pid, 'SIGTERM');
-  const t = setTimeout(() => signalGroup(p.pid, 'SIGKILL'), graceMs);
+  const t = setTimeout(() => {
+    killed = true;
+    signalGroup(p.pid, 'SIGKILL');
+  }, graceMs);
   await p.exited;
   clearTimeout(t);
+  return { ms: performance.now() - t0, killed };
 }
 
 function signalGroup(pid: number, sig: NodeJS.Signals): void {

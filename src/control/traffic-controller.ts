@@ -68,11 +68,17 @@ const REFUSAL_STATUS: Record<string, number> = {
   NOT_PAUSED: 409,
 };
 
+/** Driver period with no short rollout interval in play. */
 const TICK_MS = 1000;
+/** Floor of the driver period (a rollout with a tiny interval must not spin the loop). */
+const MIN_TICK_MS = 20;
+/** The driver ticks this many times per rollout interval at least, so a failed gate acts well within one interval. */
+const TICKS_PER_INTERVAL = 10;
 
 export class TrafficController {
   #state: TrafficState = emptyTrafficState();
   #timer: TimerHandle | null = null;
+  #running = false;
   readonly #d: TrafficDeps;
 
   constructor(deps: TrafficDeps) {
@@ -98,10 +104,12 @@ export class TrafficController {
     }
     this.#state = s;
     this.#publish();
+    this.#running = true;
     this.#schedule();
   }
 
   stop(): void {
+    this.#running = false;
     if (this.#timer !== null) this.#d.clock.clearTimeout(this.#timer);
     this.#timer = null;
   }
@@ -246,6 +254,8 @@ export class TrafficController {
   #applyResult(app: string, current: Weights, r: RolloutResult, actor: string, action: AuditEvent['action']): ActionResult {
     if (!r.ok) return this.#refused(app, action, current, REFUSAL_STATUS[r.code] ?? 409, r.code, r.message, actor);
     this.#applyTransition(app, current, r, actor);
+    // A rollout started or resumed with a short interval must not wait out the previous (longer) driver period.
+    this.#reschedule();
     return { ok: true, weights: this.weightsOf(app) ?? current, rollout: r.state };
   }
 
@@ -312,15 +322,38 @@ export class TrafficController {
     return this.#d.reconciler.config.clusters.map((c) => c.name);
   }
 
+  /**
+   * The driver period: TICK_MS, or a tenth of the shortest interval of a
+   * progressing rollout (at least MIN_TICK_MS). Gates are judged on every
+   * tick, so with a fixed 1 s period a rollout with a sub-second interval
+   * would act on a failed gate only after several intervals.
+   */
+  #tickDelay(): number {
+    let d = TICK_MS;
+    for (const t of Object.values(this.#state.apps)) {
+      const r = t.rollout;
+      if (r !== null && r.phase === 'progressing') d = Math.min(d, Math.max(MIN_TICK_MS, Math.floor(r.policy.intervalMs / TICKS_PER_INTERVAL)));
+    }
+    return d;
+  }
+
+  #reschedule(): void {
+    if (!this.#running) return;
+    if (this.#timer !== null) this.#d.clock.clearTimeout(this.#timer);
+    this.#schedule();
+  }
+
   #schedule(): void {
     this.#timer = this.#d.clock.setTimeout(() => {
+      this.#timer = null;
+      if (!this.#running) return;
       try {
         this.tick();
       } catch (err) {
         this.#d.log.error({ err: (err as Error).message }, 'rollout driver tick failed');
       }
-      this.#schedule();
-    }, TICK_MS);
+      if (this.#running && this.#timer === null) this.#schedule();
+    }, this.#tickDelay());
     this.#timer.unref?.();
   }
 }
