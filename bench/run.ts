@@ -946,6 +946,16 @@ async function main(): Promise<void> {
 
   const smallRuns = o.only !== 'streams' ? await smallPhase(o, env, targets, runDir, warnings) : null;
   const streamRuns = o.only !== 'small' ? await streamPhase(o, env, targets, runDir, warnings) : null;
+  if (smallRuns !== null && smallRuns.length > 0) {
+    const noisy = smallRuns.filter((r) => r.proxyCpuOtherLoad > 0.1 || r.stealPct > 2);
+    if (noisy.length > 0) {
+      const worst = Math.max(...noisy.map((r) => r.proxyCpuOtherLoad)) * 100;
+      warnings.unshift(
+        `noisy machine: ${noisy.length} of ${smallRuns.length} small-request runs had other load on CPU${o.proxyCpu} above 10 % ` +
+          `(up to ${fmt(worst, 0)} %) or steal above 2 % — see the per-run table; rerun on a quiet machine before quoting numbers`,
+      );
+    }
+  }
 
   const ranSet = new Set<string>([...(smallRuns ?? []).map((r) => r.target), ...(streamRuns ?? []).map((r) => r.target)]);
   const frames = Math.max(1, Math.round((o.streamSeconds * 1000) / o.streamInterval));

@@ -241,7 +241,7 @@ export class Gateway {
   #scheduleSweep(): void {
     this.#sweeper = this.clock.setTimeout(() => {
       const now = this.clock.now();
-      for (const c of this.reconciler.clusters.values()) c.closeIdle(now, this.traffic.clusterDrained(c.name) && c.inFlight === 0);
+      for (const c of this.reconciler.clusters.values()) c.closeIdle(now, c.drained);
       this.#scheduleSweep();
     }, 5000);
     this.#sweeper.unref?.();

@@ -96,6 +96,11 @@ export class Reconciler {
       bindings,
     );
     this.store.publish(snap);
+    for (const [name, cluster] of this.clusters) {
+      let weight = 0;
+      for (const app of snap.apps.values()) weight += app.split.weights[app.split.clusters.indexOf(name)] ?? 0;
+      cluster.setDrained(weight === 0);
+    }
     for (const w of snap.warnings) this.#log.warn({ version: snap.version }, w);
     this.#log.debug({ version: snap.version, reason, apps: [...snap.apps.keys()] }, 'snapshot published');
     return snap;

@@ -44,6 +44,18 @@ export class UpstreamCluster {
     return n;
   }
 
+  /** Weight 0 in every app: close idle connections now and the rest as their requests end. */
+  setDrained(drained: boolean): void {
+    for (const e of this.endpoints) {
+      if (drained && !e.draining) e.closeIdle(0, true);
+      e.draining = drained;
+    }
+  }
+
+  get drained(): boolean {
+    return this.endpoints.length > 0 && this.endpoints.every((e) => e.draining);
+  }
+
   closeIdle(now: number, all: boolean): number {
     let n = 0;
     for (const e of this.endpoints) n += e.closeIdle(now, all);

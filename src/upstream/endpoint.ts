@@ -45,6 +45,8 @@ export class Endpoint {
   readonly cluster: string;
   readonly health: EndpointHealth = newEndpointHealth();
   inFlight = 0;
+  /** The cluster has weight 0 everywhere: connections close as their requests end. */
+  draining = false;
   #free: UpstreamConnection[] = [];
   #total = 0;
   #waiters: ConnectionWaiter[] = [];
@@ -83,7 +85,7 @@ export class Endpoint {
 
   release(conn: UpstreamConnection, now: number): void {
     conn.lastUsedMs = now;
-    if (this.#closed) {
+    if (this.#closed || (this.draining && this.#waiters.length === 0)) {
       this.#destroy(conn);
       return;
     }
