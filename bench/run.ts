@@ -835,7 +835,7 @@ function renderMarkdown(r: Report): string {
     if (s.gatewayOverNginx !== null) {
       L.push(
         `**gateway / nginx CPU per request: ${fmt(s.gatewayOverNginx.ofMedians, 2)}×** (ratio of medians; ` +
-          `paired per round: ${fmt(s.gatewayOverNginx.paired.median, 2)}× (${fmt(s.gatewayOverNginx.paired.min, 2)}–${fmt(s.gatewayOverNginx.paired.max, 2)}), ${s.gatewayOverNginx.paired.n} rounds).`,
+          `paired per round: ${fmt(s.gatewayOverNginx.paired.median, 2)}× (${fmt(s.gatewayOverNginx.paired.min, 2)}–${fmt(s.gatewayOverNginx.paired.max, 2)}), ${s.gatewayOverNginx.paired.n} round${s.gatewayOverNginx.paired.n === 1 ? "" : "s"}).`,
       );
       L.push('');
     }

@@ -31,7 +31,8 @@ else
   start=$(date +%s)
   [ -x "$RAY_VENV/bin/python" ] || "$PYTHON" -m venv "$RAY_VENV"
   "$RAY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$RAY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "ray[serve]==$RAY_VERSION"
+  "$RAY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c test/ray/constraints.txt "ray[serve]==$RAY_VERSION"
   have="$(installed_version)"
   if [ "$have" != "$RAY_VERSION" ]; then
     echo "ray-env: ray[serve]==$RAY_VERSION did not install (found: ${have:-none})" >&2

@@ -50,15 +50,51 @@ const rolloutSchema = {
   },
 } as const;
 
+/** Fastify's internal error codes, as the stable codes this API documents. */
+const FASTIFY_CODES: Readonly<Record<string, string>> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_BODY',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+};
+
 const DASHBOARD_HTML = readFileSync(new URL('./ui/index.html', import.meta.url), 'utf8');
 
 export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<AdminServer> {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ajv: { customOptions: { allowUnionTypes: true } } });
+  // Strict bodies: fastify's default Ajv silently drops unknown keys (removeAdditional) and coerces
+  // types; a typo such as "forse": true must be refused with a reason, not ignored.
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    ajv: { customOptions: { allowUnionTypes: true, removeAdditional: false, coerceTypes: false } },
+  });
   const tokenDigest = opts.token === null || opts.token === '' ? null : createHash('sha256').update(opts.token).digest();
+
+  // JSON bodies: an empty body is no body (so `POST …/rollout/pause` with a JSON content type and
+  // nothing in it works, and a body-less PUT fails schema validation with a reason); bad JSON is a
+  // 400 INVALID_JSON rather than fastify's internal error code.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch (err) {
+      done(Object.assign(new Error(`body is not valid JSON: ${(err as Error).message}`), { statusCode: 400, code: 'INVALID_JSON' }), undefined);
+    }
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; code?: string }, _req, reply) => {
     const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    const code = err.validation !== undefined ? 'INVALID_BODY' : status === 500 ? 'INTERNAL' : (err.code ?? 'BAD_REQUEST');
+    const code =
+      err.validation !== undefined
+        ? 'INVALID_BODY'
+        : status === 500
+          ? 'INTERNAL'
+          : err.code === undefined
+            ? 'BAD_REQUEST'
+            : (FASTIFY_CODES[err.code] ?? (err.code.startsWith('FST_') ? 'BAD_REQUEST' : err.code));
     void reply.code(status).send({ error: { code, message: err.message } });
   });
   app.setNotFoundHandler((req, reply) => {
@@ -86,6 +122,14 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       return false;
     }
     return true;
+  };
+  /**
+   * onRequest hook of every mutating route: the token is checked before the body is
+   * parsed or validated, so an unauthenticated caller gets 401/403 and learns nothing else.
+   */
+  const requireToken = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!authorized(req, reply, true)) return reply;
+    return undefined;
   };
   const actor = (req: FastifyRequest) => {
     const who = req.headers['x-actor'];
@@ -119,9 +163,8 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
 
   app.put<{ Params: { app: string }; Body: { weights: Record<string, number>; force?: boolean; reason?: string } }>(
     '/api/v1/apps/:app/weights',
-    { schema: { body: weightsSchema } },
+    { onRequest: requireToken, schema: { body: weightsSchema } },
     async (req, reply) => {
-      if (!authorized(req, reply, true)) return reply;
       const r = gw.traffic.setWeights(req.params.app, req.body.weights, {
         force: req.body.force ?? false,
         actor: actor(req),
@@ -134,9 +177,8 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
 
   app.post<{ Params: { app: string }; Body: Record<string, unknown> & { to: string } }>(
     '/api/v1/apps/:app/rollout',
-    { schema: { body: rolloutSchema } },
+    { onRequest: requireToken, schema: { body: rolloutSchema } },
     async (req, reply) => {
-      if (!authorized(req, reply, true)) return reply;
       const b = req.body;
       const dur = (key: string): number | undefined | null | Error => {
         const v = b[key];
@@ -169,8 +211,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
     },
   );
 
-  app.post<{ Params: { app: string; action: string } }>('/api/v1/apps/:app/rollout/:action', async (req, reply) => {
-    if (!authorized(req, reply, true)) return reply;
+  app.post<{ Params: { app: string; action: string } }>('/api/v1/apps/:app/rollout/:action', { onRequest: requireToken }, async (req, reply) => {
     const action = req.params.action;
     if (action !== 'pause' && action !== 'resume' && action !== 'promote' && action !== 'rollback') {
       return fail(reply, 404, 'UNKNOWN_ACTION', `rollout action must be pause, resume, promote or rollback (got "${action}")`);
@@ -180,8 +221,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
     return { app: req.params.app, weights: r.weights, rollout: r.rollout };
   });
 
-  app.post('/api/v1/reload', async (req, reply) => {
-    if (!authorized(req, reply, true)) return reply;
+  app.post('/api/v1/reload', { onRequest: requireToken }, async (_req, reply) => {
     const r = await gw.reload('admin API');
     return reply.code(r.ok ? 200 : 422).send(r.ok ? { reloaded: true } : { error: { code: 'CONFIG_INVALID', message: r.error } });
   });

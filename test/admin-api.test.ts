@@ -1,0 +1,145 @@
+// Admin API (SPEC §7) end to end: auth, body validation, refusals with
+// reasons, readiness gate, error shape, open reads on loopback, metrics.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { adminCall, startStack, waitFor, type Stack } from './helpers/stack.ts';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function assertError(r: { status: number; json: Json }, status: number, code: string, message?: RegExp): void {
+  assert.equal(r.status, status, JSON.stringify(r.json));
+  assert.deepEqual(Object.keys(r.json), ['error'], `error body shape: ${JSON.stringify(r.json)}`);
+  assert.deepEqual(Object.keys(r.json['error']).sort(), ['code', 'message']);
+  assert.equal(r.json['error']['code'], code);
+  assert.equal(typeof r.json['error']['message'], 'string');
+  assert.ok(r.json['error']['message'].length > 0);
+  if (message) assert.match(r.json['error']['message'], message);
+}
+
+async function raw(stack: Stack, method: string, path: string, body: string, headers: Record<string, string>) {
+  const res = await fetch(`${stack.admin}${path}`, { method, headers, body });
+  return { status: res.status, json: (await res.json()) as Json };
+}
+
+test('admin API: auth, validation, refusals, readiness gate, reads, metrics', async (t) => {
+  const stack = await startStack();
+  try {
+    await t.test('mutating calls need the bearer token: 401 without, 403 wrong; checked before the body', async () => {
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }, null), 401, 'UNAUTHORIZED');
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }, 'nope'), 403, 'FORBIDDEN');
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green' }, null), 401, 'UNAUTHORIZED');
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/pause', undefined, 'wrong-token-of-another-length'), 403, 'FORBIDDEN');
+      assertError(await adminCall(stack, 'POST', '/api/v1/reload', undefined, null), 401, 'UNAUTHORIZED');
+      // An unauthenticated caller learns nothing about bodies or apps.
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { nonsense: true }, null), 401, 'UNAUTHORIZED');
+      assertError(await raw(stack, 'PUT', '/api/v1/apps/llm/weights', '{not json', { 'content-type': 'application/json' }), 401, 'UNAUTHORIZED');
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/nope/weights', { weights: { green: 100 } }, 'bad'), 403, 'FORBIDDEN');
+      assert.deepEqual(stack.gw.traffic.weightsOf('llm'), { blue: 100, green: 0 }, 'nothing changed');
+    });
+
+    await t.test('400 on invalid bodies, with the reason', async () => {
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { blue: 50, green: 40 } }), 400, 'INVALID_WEIGHTS', /sum to 100, got 90/);
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { purple: 100 } }), 400, 'INVALID_WEIGHTS', /unknown cluster "purple"/);
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { blue: 101 } }), 400, 'INVALID_BODY');
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: {} }), 400, 'INVALID_BODY');
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 }, extra: 1 }), 400, 'INVALID_BODY');
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', {}), 400, 'INVALID_BODY', /weights/);
+      const badJson = await raw(stack, 'PUT', '/api/v1/apps/llm/weights', '{"weights": {', {
+        'content-type': 'application/json',
+        authorization: 'Bearer test-token',
+      });
+      assert.equal(badJson.status, 400);
+      assert.equal(typeof badJson.json['error']['code'], 'string');
+      assert.equal(typeof badJson.json['error']['message'], 'string');
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', steps: [50, 20, 100] }), 400, 'INVALID_POLICY', /ascending/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', steps: [20, 50] }), 400, 'INVALID_POLICY', /last step must be 100/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', interval: 'soon' }), 400, 'INVALID_BODY', /interval/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'purple' }), 400, 'UNKNOWN_CLUSTER', /purple/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { steps: [100] }), 400, 'INVALID_BODY', /to/);
+      assertError(await adminCall(stack, 'GET', '/api/v1/events?limit=0'), 400, 'INVALID_LIMIT');
+      assert.deepEqual(stack.gw.traffic.weightsOf('llm'), { blue: 100, green: 0 }, 'nothing changed');
+    });
+
+    await t.test('404 for unknown apps and routes', async () => {
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/nope/weights', { weights: { green: 100 } }), 404, 'UNKNOWN_APP', /nope/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/nope/rollout', { to: 'green' }), 404, 'UNKNOWN_APP');
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/nope/rollout/pause'), 404, 'UNKNOWN_APP');
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/explode'), 404, 'UNKNOWN_ACTION');
+      assertError(await adminCall(stack, 'GET', '/api/v1/nothing'), 404, 'NOT_FOUND');
+    });
+
+    await t.test('409 readiness gate: green DEPLOYING is refused with the reason; force passes', async () => {
+      stack.sim.cluster('green').setAppStatus('llm', 'DEPLOYING');
+      const green = () => stack.gw.reconciler.current!.apps.get('llm')!.targets.find((x) => x.cluster.name === 'green')!;
+      await waitFor(() => green().serveApp?.status === 'DEPLOYING', 3000, 'dashboard poll sees DEPLOYING');
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }), 409, 'NOT_READY', /"llm" on cluster "green" is DEPLOYING, not RUNNING; pass force/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green' }), 409, 'NOT_READY', /DEPLOYING/);
+      // Moving weight away from a not-ready cluster is always allowed; toward it needs force.
+      const st = await adminCall(stack, 'GET', '/api/v1/status', undefined, null);
+      const c = (st.json['apps'] as Json[]).find((a) => a['name'] === 'llm')!['clusters'].find((x: Json) => x['cluster'] === 'green');
+      assert.equal(c['ready'], false);
+      assert.match(c['not_ready_reason'], /DEPLOYING/);
+      const forced = await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { blue: 90, green: 10 }, force: true });
+      assert.equal(forced.status, 200, JSON.stringify(forced.json));
+      assert.deepEqual(forced.json['weights'], { blue: 90, green: 10 });
+      const back = await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { blue: 100 } });
+      assert.equal(back.status, 200);
+      stack.sim.cluster('green').setAppStatus('llm', 'RUNNING');
+      await waitFor(() => green().serveApp?.status === 'RUNNING', 3000, 'dashboard poll sees RUNNING');
+      const refused = (await adminCall(stack, 'GET', '/api/v1/events?limit=20')).json['events'].find((e: Json) => e['result'] === 'refused' && /NOT_READY/.test(e['reason']));
+      assert.ok(refused, 'refusals are audited');
+    });
+
+    await t.test('409 set-weights during an active rollout; 409 second rollout', async () => {
+      let r = await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', steps: [10, 100], interval: '1h' });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }), 409, 'ROLLOUT_IN_PROGRESS', /promote or roll it back/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green' }), 409, 'ROLLOUT_IN_PROGRESS');
+      r = await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/rollback');
+      assert.equal(r.status, 200);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/rollback'), 409, 'NOT_RUNNING');
+    });
+
+    await t.test('reads are open on loopback', async () => {
+      for (const path of ['/api/v1/status', '/api/v1/events', '/metrics', '/healthz', '/readyz', '/']) {
+        const res = await fetch(`${stack.admin}${path}`);
+        await res.arrayBuffer();
+        assert.equal(res.status, 200, path);
+      }
+      const st = await adminCall(stack, 'GET', '/api/v1/status', undefined, null);
+      assert.equal(st.json['ready'], true);
+      assert.deepEqual((st.json['clusters'] as Json[]).map((c) => c['name']), ['blue', 'green']);
+    });
+
+    await t.test('/metrics shows the weights after a switch; status reports drain and safe_to_delete', async () => {
+      const r = await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } });
+      assert.equal(r.status, 200);
+      const r2 = await adminCall(stack, 'PUT', '/api/v1/apps/default/weights', { weights: { green: 100 } });
+      assert.equal(r2.status, 200);
+      const metrics = await (await fetch(`${stack.admin}/metrics`)).text();
+      assert.match(metrics, /^serve_gateway_traffic_weight\{app="llm",cluster="green"\} 100$/m);
+      assert.match(metrics, /^serve_gateway_traffic_weight\{app="llm",cluster="blue"\} 0$/m);
+      const st = await adminCall(stack, 'GET', '/api/v1/status', undefined, null);
+      const blue = (st.json['clusters'] as Json[]).find((c) => c['name'] === 'blue')!;
+      assert.equal(blue['drained'], true);
+      assert.equal(blue['in_flight'], 0);
+      assert.equal(blue['safe_to_delete'], true);
+      const green = (st.json['clusters'] as Json[]).find((c) => c['name'] === 'green')!;
+      assert.equal(green['safe_to_delete'], false);
+    });
+  } finally {
+    await stack.close();
+  }
+});
+
+test('admin API without a configured token refuses every mutating call', async () => {
+  const stack = await startStack({ gatewayOptions: { adminToken: null } });
+  try {
+    assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }), 403, 'TOKEN_NOT_CONFIGURED', /SERVE_GATEWAY_ADMIN_TOKEN/);
+    assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }, null), 403, 'TOKEN_NOT_CONFIGURED');
+    const st = await adminCall(stack, 'GET', '/api/v1/status', undefined, null);
+    assert.equal(st.status, 200);
+  } finally {
+    await stack.close();
+  }
+});
