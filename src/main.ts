@@ -148,13 +148,18 @@ export class Gateway {
     await delay(this.clock, drainDelayMs);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    const grace = delay(this.clock, gracePeriodMs).then(() => {
-      if (this.proxy.counters.activeRequests > 0) {
-        this.log.warn({ active: this.proxy.counters.activeRequests }, 'grace period over; closing remaining connections');
-      }
-      this.server.closeAllConnections();
+    let graceTimer: TimerHandle | null = null;
+    const grace = new Promise<void>((resolve) => {
+      graceTimer = this.clock.setTimeout(() => {
+        if (this.proxy.counters.activeRequests > 0) {
+          this.log.warn({ active: this.proxy.counters.activeRequests }, 'grace period over; closing remaining connections');
+        }
+        this.server.closeAllConnections();
+        resolve();
+      }, gracePeriodMs);
     });
     await Promise.race([closed, grace]);
+    if (graceTimer !== null) this.clock.clearTimeout(graceTimer);
     await this.close();
   }
 

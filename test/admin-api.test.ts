@@ -48,9 +48,13 @@ test('admin API: auth, validation, refusals, readiness gate, reads, metrics', as
         'content-type': 'application/json',
         authorization: 'Bearer test-token',
       });
-      assert.equal(badJson.status, 400);
-      assert.equal(typeof badJson.json['error']['code'], 'string');
-      assert.equal(typeof badJson.json['error']['message'], 'string');
+      assertError(badJson, 400, 'INVALID_JSON', /not valid JSON/);
+      // No silent coercion or stripping: a typo or a string where a number belongs is refused.
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: '100' } }), 400, 'INVALID_BODY', /integer/);
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 }, forse: true }), 400, 'INVALID_BODY', /additional properties/);
+      assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 }, force: 'yes' }), 400, 'INVALID_BODY', /boolean/);
+      const empty = await raw(stack, 'PUT', '/api/v1/apps/llm/weights', '', { 'content-type': 'application/json', authorization: 'Bearer test-token' });
+      assertError(empty, 400, 'INVALID_BODY');
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', steps: [50, 20, 100] }), 400, 'INVALID_POLICY', /ascending/);
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', steps: [20, 50] }), 400, 'INVALID_POLICY', /last step must be 100/);
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', interval: 'soon' }), 400, 'INVALID_BODY', /interval/);
@@ -65,6 +69,8 @@ test('admin API: auth, validation, refusals, readiness gate, reads, metrics', as
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/nope/rollout', { to: 'green' }), 404, 'UNKNOWN_APP');
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/nope/rollout/pause'), 404, 'UNKNOWN_APP');
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/explode'), 404, 'UNKNOWN_ACTION');
+      // An action with an empty JSON body is just the action.
+      assertError(await raw(stack, 'POST', '/api/v1/apps/llm/rollout/pause', '', { 'content-type': 'application/json', authorization: 'Bearer test-token' }), 409, 'NO_ROLLOUT');
       assertError(await adminCall(stack, 'GET', '/api/v1/nothing'), 404, 'NOT_FOUND');
     });
 
@@ -95,9 +101,23 @@ test('admin API: auth, validation, refusals, readiness gate, reads, metrics', as
       assert.equal(r.status, 201, JSON.stringify(r.json));
       assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }), 409, 'ROLLOUT_IN_PROGRESS', /promote or roll it back/);
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green' }), 409, 'ROLLOUT_IN_PROGRESS');
+      // Promote and resume move weight to green: gated on readiness (force overrides); rollback never is.
+      stack.sim.cluster('green').setAppStatus('llm', 'DEPLOYING');
+      const green = () => stack.gw.reconciler.current!.apps.get('llm')!.targets.find((x) => x.cluster.name === 'green')!;
+      await waitFor(() => green().serveApp?.status === 'DEPLOYING', 3000, 'dashboard poll sees DEPLOYING');
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/promote'), 409, 'NOT_READY', /DEPLOYING/);
+      assert.equal((await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/pause')).status, 200);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/resume'), 409, 'NOT_READY', /DEPLOYING/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/resume', { force: 'yes' }), 400, 'INVALID_BODY');
+      r = await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/resume', { force: true });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json['rollout']['phase'], 'progressing');
       r = await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/rollback');
       assert.equal(r.status, 200);
+      assert.deepEqual(r.json['weights'], { blue: 100, green: 0 });
       assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/rollback'), 409, 'NOT_RUNNING');
+      stack.sim.cluster('green').setAppStatus('llm', 'RUNNING');
+      await waitFor(() => green().serveApp?.status === 'RUNNING', 3000, 'dashboard poll sees RUNNING');
     });
 
     await t.test('reads are open on loopback', async () => {
@@ -109,6 +129,14 @@ test('admin API: auth, validation, refusals, readiness gate, reads, metrics', as
       const st = await adminCall(stack, 'GET', '/api/v1/status', undefined, null);
       assert.equal(st.json['ready'], true);
       assert.deepEqual((st.json['clusters'] as Json[]).map((c) => c['name']), ['blue', 'green']);
+    });
+
+    await t.test('a JSON content type with a charset parameter is accepted', async () => {
+      const r = await raw(stack, 'PUT', '/api/v1/apps/llm/weights', JSON.stringify({ weights: { blue: 100 } }), {
+        'content-type': 'application/json; charset=utf-8',
+        authorization: 'Bearer test-token',
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
     });
 
     await t.test('/metrics shows the weights after a switch; status reports drain and safe_to_delete', async () => {

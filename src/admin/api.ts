@@ -59,6 +59,13 @@ const FASTIFY_CODES: Readonly<Record<string, string>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
 };
 
+/** pause / resume / promote / rollback: no body, or `{"force": true}` (promote and resume pass the readiness gate). */
+const actionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { force: { type: 'boolean' } },
+} as const;
+
 const DASHBOARD_HTML = readFileSync(new URL('./ui/index.html', import.meta.url), 'utf8');
 
 export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<AdminServer> {
@@ -211,15 +218,26 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
     },
   );
 
-  app.post<{ Params: { app: string; action: string } }>('/api/v1/apps/:app/rollout/:action', { onRequest: requireToken }, async (req, reply) => {
-    const action = req.params.action;
-    if (action !== 'pause' && action !== 'resume' && action !== 'promote' && action !== 'rollback') {
-      return fail(reply, 404, 'UNKNOWN_ACTION', `rollout action must be pause, resume, promote or rollback (got "${action}")`);
-    }
-    const r = gw.traffic.controlRollout(req.params.app, action, actor(req));
-    if (!r.ok) return fail(reply, r.status, r.code, r.message);
-    return { app: req.params.app, weights: r.weights, rollout: r.rollout };
-  });
+  app.post<{ Params: { app: string; action: string }; Body: { force?: boolean } | undefined }>(
+    '/api/v1/apps/:app/rollout/:action',
+    {
+      onRequest: requireToken,
+      // No body at all is the usual call: validate it as {}.
+      preValidation: async (req) => {
+        if (req.body === undefined || req.body === null) req.body = {};
+      },
+      schema: { body: actionSchema },
+    },
+    async (req, reply) => {
+      const action = req.params.action;
+      if (action !== 'pause' && action !== 'resume' && action !== 'promote' && action !== 'rollback') {
+        return fail(reply, 404, 'UNKNOWN_ACTION', `rollout action must be pause, resume, promote or rollback (got "${action}")`);
+      }
+      const r = gw.traffic.controlRollout(req.params.app, action, actor(req), { force: req.body?.force === true });
+      if (!r.ok) return fail(reply, r.status, r.code, r.message);
+      return { app: req.params.app, weights: r.weights, rollout: r.rollout };
+    },
+  );
 
   app.post('/api/v1/reload', { onRequest: requireToken }, async (_req, reply) => {
     const r = await gw.reload('admin API');

@@ -5,8 +5,10 @@ const HELP = `Usage:
   serve-gateway traffic status
   serve-gateway traffic set APP CLUSTER=WEIGHT... [--force] [--reason TEXT]
   serve-gateway traffic rollout APP --to CLUSTER [--steps 5,25,50,100] [--interval 30s]
-        [--max-error-rate 0.02] [--max-p99-latency 5s] [--min-requests 50] [--on-failure rollback|pause] [--force]
-  serve-gateway traffic pause|resume|promote|rollback APP
+        [--max-error-rate 0.02] [--max-p99-latency 5s] [--max-ttfb-p99 2s] [--min-requests 50]
+        [--on-failure rollback|pause] [--force]
+  serve-gateway traffic pause|resume|promote|rollback APP [--force]
+        (--force: promote / resume even when the target cluster is not ready)
   serve-gateway traffic events [--limit N]
 Options: --admin URL (default http://127.0.0.1:9901, or $SERVE_GATEWAY_ADMIN), --json.
 The bearer token comes from $SERVE_GATEWAY_ADMIN_TOKEN.
@@ -39,6 +41,29 @@ function parse(args: string[]): Parsed {
 
 class UsageError extends Error {}
 
+/** Flags each subcommand takes (besides --admin, --json, --help): anything else is a usage error, never ignored. */
+const COMMON_FLAGS = ['admin', 'json', 'help'];
+const FLAGS_OF: Readonly<Record<string, readonly string[]>> = {
+  status: [],
+  events: ['limit'],
+  set: ['force', 'reason'],
+  rollout: ['to', 'steps', 'interval', 'max-error-rate', 'max-p99-latency', 'max-ttfb-p99', 'min-requests', 'on-failure', 'force'],
+  pause: [],
+  resume: ['force'],
+  promote: ['force'],
+  rollback: [],
+};
+
+function checkFlags(sub: string | undefined, flags: Map<string, string | true>): void {
+  const allowed = sub === undefined ? undefined : FLAGS_OF[sub];
+  if (allowed === undefined) return; // unknown subcommand: reported below
+  for (const name of flags.keys()) {
+    if (!COMMON_FLAGS.includes(name) && !allowed.includes(name)) {
+      throw new UsageError(`unknown option --${name} for "traffic ${sub}"${allowed.length > 0 ? ` (it takes ${allowed.map((f) => `--${f}`).join(', ')})` : ''}`);
+    }
+  }
+}
+
 export async function runTrafficCommand(args: string[], out: (s: string) => void): Promise<number> {
   const { positional, flags } = parse(args);
   if (flags.has('help') || positional.length === 0) {
@@ -50,6 +75,7 @@ export async function runTrafficCommand(args: string[], out: (s: string) => void
   const token = process.env['SERVE_GATEWAY_ADMIN_TOKEN'] ?? '';
   const [sub, app, ...rest] = positional;
   try {
+    checkFlags(sub, flags);
     const call = async (method: string, path: string, body?: unknown) => {
       const headers: Record<string, string> = { 'x-actor': 'cli' };
       if (token !== '') headers['authorization'] = `Bearer ${token}`;
@@ -102,7 +128,7 @@ export async function runTrafficCommand(args: string[], out: (s: string) => void
           if (list.some((n) => !Number.isInteger(n))) throw new UsageError(`--steps must be integers like 5,25,50,100 (got "${steps}")`);
           body['steps'] = list;
         }
-        for (const [flag, key] of [['interval', 'interval'], ['max-p99-latency', 'max_p99_latency'], ['on-failure', 'on_failure']] as const) {
+        for (const [flag, key] of [['interval', 'interval'], ['max-p99-latency', 'max_p99_latency'], ['max-ttfb-p99', 'max_ttfb_p99'], ['on-failure', 'on_failure']] as const) {
           const v = flags.get(flag);
           if (typeof v === 'string') body[key] = v;
         }
@@ -121,7 +147,8 @@ export async function runTrafficCommand(args: string[], out: (s: string) => void
       case 'promote':
       case 'rollback':
         if (app === undefined) throw new UsageError(`traffic ${sub} needs APP`);
-        r = await call('POST', `/api/v1/apps/${encodeURIComponent(app)}/rollout/${sub}`);
+        if (rest.length > 0) throw new UsageError(`traffic ${sub} takes one APP (got also ${rest.join(' ')})`);
+        r = await call('POST', `/api/v1/apps/${encodeURIComponent(app)}/rollout/${sub}`, flags.has('force') ? { force: true } : undefined);
         break;
       default:
         throw new UsageError(`unknown traffic command "${sub}"`);

@@ -212,13 +212,21 @@ export class TrafficController {
     return this.#applyResult(app, current, r, actor, 'rollout_start');
   }
 
-  /** pause | resume | promote | rollback, acting at once. */
-  controlRollout(app: string, action: 'pause' | 'resume' | 'promote' | 'rollback', actor: string): ActionResult {
+  /**
+   * pause | resume | promote | rollback, acting at once. `promote` and `resume` move (or go on
+   * moving) weight to the pending cluster, so they pass the readiness gate first unless `force`;
+   * `rollback` is the way out and is never gated.
+   */
+  controlRollout(app: string, action: 'pause' | 'resume' | 'promote' | 'rollback', actor: string, opts: { force?: boolean } = {}): ActionResult {
     const current = this.weightsOf(app);
     if (current === null) return refuse(404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`);
     const rollout = this.rolloutOf(app);
     const auditAction = `rollout_${action}` as const;
     if (rollout === null) return this.#refused(app, auditAction, current, 409, 'NO_ROLLOUT', `app "${app}" has no rollout`, actor);
+    if ((action === 'promote' || action === 'resume') && opts.force !== true && isRolloutActive(rollout)) {
+      const why = this.notReadyReason(app, rollout.pendingCluster);
+      if (why !== null) return this.#refused(app, auditAction, current, 409, 'NOT_READY', `${why}; pass force to override`, actor);
+    }
     const now = this.#d.clock.wallNow();
     const fn = { pause: pauseRollout, resume: resumeRollout, promote: promoteRollout, rollback: rollbackRollout }[action];
     return this.#applyResult(app, current, fn(rollout, now), actor, auditAction);
