@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   appendForwardingHeaders,
-  cookieValue,
   filterRequestHeaders,
   filterResponseHeaders,
   newRequestHeaderInfo,
@@ -40,11 +39,4 @@ test('response pass drops hop-by-hop headers and reports stream and request id',
   assert.deepEqual(out, ['content-type', 'text/event-stream', 'x-request-id', 'r', 'server', 'uvicorn']);
   assert.equal(info.eventStream, true);
   assert.equal(info.hasRequestId, true);
-});
-
-test('cookieValue finds a cookie by exact name', () => {
-  assert.equal(cookieValue('a=1; sid=xyz; b=2', 'sid'), 'xyz');
-  assert.equal(cookieValue('asid=1; sid=2', 'sid'), '2');
-  assert.equal(cookieValue('a=1', 'sid'), null);
-  assert.equal(cookieValue(null, 'sid'), null);
 });

@@ -140,20 +140,3 @@ function removeConnectionListed(out: string[], tokens: string): void {
     if (names.includes(out[i]!.toLowerCase())) out.splice(i, 2);
   }
 }
-
-/** Cookie value by name from a Cookie header, or null. */
-export function cookieValue(cookie: string | null, name: string): string | null {
-  if (cookie === null) return null;
-  let start = 0;
-  while (start < cookie.length) {
-    let end = cookie.indexOf(';', start);
-    if (end === -1) end = cookie.length;
-    while (cookie.charCodeAt(start) === 32) start++;
-    const eq = cookie.indexOf('=', start);
-    if (eq !== -1 && eq < end && eq - start === name.length && cookie.startsWith(name, start)) {
-      return cookie.slice(eq + 1, end).trim();
-    }
-    start = end + 1;
-  }
-  return null;
-}

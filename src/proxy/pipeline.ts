@@ -14,13 +14,12 @@ import type { Logger } from '../core/log.ts';
 import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
 import type { Instruments } from '../metrics/instruments.ts';
 import { matchRoute, routingPath } from '../routing/route-table.ts';
-import { pickCluster, splitPoint } from '../routing/traffic-split.ts';
+import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import { recordFailure, recordSuccess } from '../health/outlier.ts';
 import type { Endpoint, UpstreamConnection, ConnectionWaiter } from '../upstream/endpoint.ts';
 import { classifyUpstreamError, decideRetry, type UpstreamFailure } from '../upstream/retry-policy.ts';
 import {
   appendForwardingHeaders,
-  cookieValue,
   filterRequestHeaders,
   filterResponseHeaders,
   newRequestHeaderInfo,
@@ -180,7 +179,8 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   pickCluster(app: AppRoute): void {
     let key: string | null = null;
     if (app.sticky !== null) {
-      key = app.sticky.kind === 'header' ? this.info.stickyValue : cookieValue(this.info.cookie, app.sticky.name);
+      key = app.sticky.kind === 'header' ? this.info.stickyValue : stickyKeyFromCookieHeader(this.info.cookie ?? undefined, app.sticky.name);
+      if (key !== null) key = key.trim();
       if (key === '') key = null;
     }
     const i = pickCluster(app.split, splitPoint(key, this.proxy.deps.random()));
