@@ -1,6 +1,7 @@
 // Benchmark driver: direct vs serve-gateway vs nginx, side by side in one run, on loopback.
 //
-//   node bench/run.ts [--rounds 5] [--only small|streams] [--duration 5] [--warmup 3]
+//   node bench/run.ts [--rounds 5] [--only small|streams|switch] [--duration 5] [--warmup 3]
+//                     [--switch-seconds 20] [--switch-at 10] [--switch-connections 32] [--no-switch-rollout]
 //                     [--streams 1000] [--stream-seconds 10] [--stream-interval 25]
 //                     [--targets direct,gateway,nginx] [--connections 64]
 //                     [--gateway-config bench/gateway.bench.yaml] [--start-timeout 30]
@@ -37,6 +38,8 @@ import { nginxArgs, writeNginxConf } from './lib/nginx.ts';
 import { portInUse, request, sleep, waitReady } from './lib/http-probe.ts';
 import { fmt, fmtInt, fmtSpread, pct, spread } from './lib/stats.ts';
 import type { Spread } from './lib/stats.ts';
+import { renderSwitchMarkdown, switchPhase } from './switch.ts';
+import type { SwitchReport } from './switch.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH = join(ROOT, 'bench');
@@ -51,7 +54,7 @@ const ALL_TARGETS: readonly TargetName[] = ['direct', 'gateway', 'nginx'];
 
 type Options = {
   rounds: number;
-  only: 'small' | 'streams' | null;
+  only: 'small' | 'streams' | 'switch' | null;
   duration: number;
   warmup: number;
   connections: number;
@@ -68,11 +71,15 @@ type Options = {
   write: boolean;
   backendPort: number;
   nginxPort: number;
+  switchSeconds: number;
+  switchAt: number;
+  switchConnections: number;
+  switchRollout: boolean;
 };
 
 const USAGE = `usage: node bench/run.ts [options]
   --rounds N            small-request rounds, interleaved, fresh proxies each round (default 5)
-  --only small|streams  run one part only (default: both)
+  --only small|streams|switch  run one part only (default: all three, switch last)
   --duration S          measured seconds per small-request run (default 5)
   --warmup S            warm-up seconds before each measured run (default 3)
   --connections C       wrk connections (default 64)
@@ -89,7 +96,11 @@ const USAGE = `usage: node bench/run.ts [options]
   --out DIR             where reports go (default bench/results)
   --no-write            print the report only
   --backend-port P      (default 18000; must match the gateway config's endpoint)
-  --nginx-port P        (default 18081)`;
+  --nginx-port P        (default 18081)
+  --switch-seconds S    switch scenario: seconds of load per run (default 20)
+  --switch-at S         switch scenario: when the atomic switch is made (default 10)
+  --switch-connections C  switch scenario: closed-loop connections (default 32)
+  --no-switch-rollout   switch scenario: skip the second run (progressive rollout)`;
 
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
@@ -111,6 +122,10 @@ function parseArgs(argv: readonly string[]): Options {
     write: true,
     backendPort: 18000,
     nginxPort: 18081,
+    switchSeconds: 20,
+    switchAt: 10,
+    switchConnections: 32,
+    switchRollout: true,
   };
   const num = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
@@ -123,7 +138,7 @@ function parseArgs(argv: readonly string[]): Options {
     switch (a) {
       case '--rounds': o.rounds = Math.floor(num(a, v, 1)); i++; break;
       case '--only':
-        if (v !== 'small' && v !== 'streams') die(`--only takes small or streams\n${USAGE}`);
+        if (v !== 'small' && v !== 'streams' && v !== 'switch') die(`--only takes small, streams or switch\n${USAGE}`);
         o.only = v; i++; break;
       case '--duration': o.duration = num(a, v, 1); i++; break;
       case '--warmup': o.warmup = num(a, v, 0); i++; break;
@@ -148,6 +163,10 @@ function parseArgs(argv: readonly string[]): Options {
       case '--no-write': o.write = false; break;
       case '--backend-port': o.backendPort = Math.floor(num(a, v, 1)); i++; break;
       case '--nginx-port': o.nginxPort = Math.floor(num(a, v, 1)); i++; break;
+      case '--switch-seconds': o.switchSeconds = num(a, v, 6); i++; break;
+      case '--switch-at': o.switchAt = num(a, v, 3); i++; break;
+      case '--switch-connections': o.switchConnections = Math.floor(num(a, v, 1)); i++; break;
+      case '--no-switch-rollout': o.switchRollout = false; break;
       case '-h':
       case '--help':
         process.stdout.write(USAGE + '\n');
@@ -158,6 +177,7 @@ function parseArgs(argv: readonly string[]): Options {
     }
   }
   if (o.loadCpu === o.proxyCpu) die('--load-cpu and --proxy-cpu must differ');
+  if (o.switchAt + 3 > o.switchSeconds) die('--switch-at must leave at least 3 s of --switch-seconds after it');
   return o;
 }
 
@@ -746,6 +766,7 @@ type Report = {
     gatewayOverNginx: { ofMedians: number; paired: Spread } | null;
   } | null;
   streams: { frames: number; intervalMs: number; runs: StreamRun[] } | null;
+  switch?: SwitchReport | null;
   warnings: string[];
 };
 
@@ -869,6 +890,7 @@ function renderMarkdown(r: Report): string {
     );
     L.push('');
   }
+  if (r.switch !== undefined && r.switch !== null) L.push(...renderSwitchMarkdown(r.switch, o.loadCpu, o.proxyCpu));
   if (r.warnings.length > 0) {
     L.push('## Warnings');
     L.push('');
@@ -902,7 +924,7 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const problems: string[] = [];
   if (env.taskset === null) problems.push('taskset not found (util-linux)');
-  if (env.wrk === null && o.only !== 'streams') problems.push(`wrk not installed — install with: ${INSTALL_HINT}`);
+  if (env.wrk === null && (o.only === null || o.only === 'small')) problems.push(`wrk not installed — install with: ${INSTALL_HINT}`);
   if (env.nginx === null) log(`note: nginx not installed, the nginx target is skipped — install with: ${INSTALL_HINT}`);
   if (!env.cpus.includes(o.loadCpu) || !env.cpus.includes(o.proxyCpu))
     problems.push(`CPUs ${o.loadCpu} and ${o.proxyCpu} must be online (online: ${env.cpus.join(',')}); this bench needs 2 cores`);
@@ -929,7 +951,7 @@ async function main(): Promise<void> {
     ports.set(gw.port, 'gateway');
     if (gw.adminPort !== null) ports.set(gw.adminPort, 'gateway admin');
   }
-  for (const [port, what] of ports) {
+  for (const [port, what] of o.only === 'switch' ? [] : ports) {
     if (await portInUse(port)) die(`port ${port} (${what}) is already in use on 127.0.0.1 — is another bench or gateway running?`);
   }
 
@@ -944,8 +966,28 @@ async function main(): Promise<void> {
   const targets = makeTargets(o, env, runDir, gw, gwError, warnings);
   for (const t of targets) if (t.skipped !== null) log(`${t.name}: SKIPPED — ${t.skipped}`);
 
-  const smallRuns = o.only !== 'streams' ? await smallPhase(o, env, targets, runDir, warnings) : null;
-  const streamRuns = o.only !== 'small' ? await streamPhase(o, env, targets, runDir, warnings) : null;
+  const smallRuns = o.only === null || o.only === 'small' ? await smallPhase(o, env, targets, runDir, warnings) : null;
+  const streamRuns = o.only === null || o.only === 'streams' ? await streamPhase(o, env, targets, runDir, warnings) : null;
+  const switchRun =
+    o.only === null || o.only === 'switch'
+      ? await switchPhase(
+          {
+            root: ROOT,
+            node: NODE,
+            gatewayBin: o.gatewayBin,
+            runDir,
+            loadCpu: o.loadCpu,
+            proxyCpu: o.proxyCpu,
+            startTimeout: o.startTimeout,
+            seconds: o.switchSeconds,
+            switchAt: o.switchAt,
+            connections: o.switchConnections,
+            rollout: o.switchRollout,
+            log,
+          },
+          warnings,
+        )
+      : null;
   if (smallRuns !== null && smallRuns.length > 0) {
     const noisy = smallRuns.filter((r) => r.proxyCpuOtherLoad > 0.1 || r.stealPct > 2);
     if (noisy.length > 0) {
@@ -971,6 +1013,7 @@ async function main(): Promise<void> {
     targets: Object.fromEntries(targets.map((t) => [t.name, { ran: ranSet.has(t.name), skipped: t.skipped }])),
     small: smallRuns !== null ? summarizeSmall(smallRuns, o.targets) : null,
     streams: streamRuns !== null ? { frames, intervalMs: o.streamInterval, runs: streamRuns } : null,
+    switch: switchRun,
     warnings,
   };
   const md = renderMarkdown(report);
@@ -984,6 +1027,10 @@ async function main(): Promise<void> {
     log(`wrote ${relative(ROOT, base)}.md, .json and ${relative(ROOT, join(o.out, 'latest.md'))}`);
   }
   killAllSync();
+  if (switchRun !== null && switchRun.failed) {
+    log('switch under load: FAILED (failed requests, requests to blue after the cutover, or the call was refused) — exit code 1');
+    process.exitCode = 1;
+  }
 }
 
 main().catch((e: unknown) => {

@@ -46,7 +46,7 @@ test('a rollout whose target starts failing is rolled back within one interval, 
   const stack = await startStack();
   const l = load(stack);
   try {
-    const intervalMs = 300;
+    const intervalMs = 1500; // generous: a loaded CI machine must still roll back within one interval
     const r = await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', {
       to: 'green',
       steps: [20, 50, 100],
@@ -222,6 +222,23 @@ test('on_failure: pause keeps the weights and waits for the operator', async () 
     assert.equal(rb.status, 200);
     assert.deepEqual(rb.json['weights'], { blue: 100, green: 0 });
   } finally {
+    await stack.close();
+  }
+});
+
+test('a rollout whose target loses every endpoint is rolled back (requests failed over count against it)', async () => {
+  const stack = await startStack();
+  const l = load(stack, 4);
+  try {
+    const r = await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', steps: [20, 50, 100], interval: '2s', min_requests: 10 });
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+    await stack.sim.cluster('green').killProxy(0);
+    await waitFor(() => rollout(stack)?.phase === 'rolled_back', 5000, 'rollback after the target went down');
+    assert.match(String(rollout(stack)?.reason), /error rate/);
+    await l.stop();
+    assert.deepEqual(Object.keys(l.byStatus), ['200'], `clients saw only 200s (failover): ${JSON.stringify(l.byStatus)}`);
+  } finally {
+    await l.stop();
     await stack.close();
   }
 });

@@ -187,7 +187,10 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     let target = app.targets[i];
     const now = this.proxy.deps.clock.now();
     if (target === undefined || !target.cluster.isServing(now)) {
-      // Fail over to another cluster that serves the app (keeps serving while one side is down).
+      // The chosen cluster cannot take it: that counts against it for rollout gates
+      // (a target that is down must fail its step), then fail over to another
+      // cluster that serves the app (keeps serving while one side is down).
+      target?.stats.record({ upstreamError: true, latencyMs: 0, ttfbMs: null, shed: false });
       const alt = app.targets.find((t) => t !== target && t.serveApp !== null && t.cluster.isServing(now));
       if (alt === undefined) {
         const t = target ?? app.targets[0]!;
@@ -276,9 +279,13 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 
   // ── pickEndpoint ───────────────────────────────────────────────────────
   pickEndpoint(): void {
-    const target = this.target!;
+    let target = this.target!;
     const now = this.proxy.deps.clock.now();
-    const ep = target.cluster.pick(now, this.failedEndpoint);
+    let ep = target.cluster.pick(now, this.failedEndpoint);
+    if (this.attempts > 0 && (ep === null || ep === this.failedEndpoint) && this.failOver(now)) {
+      target = this.target!;
+      ep = target.cluster.pick(now, null);
+    }
     if (ep === null) {
       this.fail(this.attempts > 0 ? 'RETRY_LIMIT' : 'NO_HEALTHY_UPSTREAM', noHealthyText(this.app!.name, target.cluster.name));
       return;
@@ -292,6 +299,26 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       return;
     }
     this.forward(conn);
+  }
+
+  /**
+   * A retry with nowhere else to go in its cluster moves to another cluster
+   * serving the app, if that one has a free slot now. The failure counts
+   * against the first cluster for rollout gates.
+   */
+  failOver(now: number): boolean {
+    const from = this.target!;
+    for (const alt of this.app!.targets) {
+      if (alt === from || alt.serveApp === null || !alt.cluster.isServing(now)) continue;
+      if (alt.limiter.queued !== 0 || alt.limiter.inFlight >= alt.limiter.limit) continue;
+      if (alt.limiter.acquire(this) !== 'granted') continue;
+      from.stats.record({ upstreamError: true, latencyMs: now - this.startMs, ttfbMs: null, shed: false });
+      from.limiter.release();
+      this.target = alt;
+      this.failedEndpoint = null;
+      return true;
+    }
+    return false;
   }
 
   onConnection(conn: UpstreamConnection): void {
@@ -449,7 +476,9 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       }
     }
     this.proxy.deps.metrics.retries.labels(this.target!.cluster.name, failure).inc();
-    this.pickEndpoint();
+    // Not from inside undici's callback: the next try may reuse the same Client,
+    // whose queue undici is still unwinding (it asserts the queue is empty).
+    process.nextTick(retryNextTick, this);
   }
 
   leaveEndpoint(): void {
@@ -547,6 +576,15 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       });
     }
   }
+}
+
+function retryNextTick(ctx: RequestContext): void {
+  if (ctx.done) return;
+  if (ctx.clientGone) {
+    ctx.finish(499, 'DC');
+    return;
+  }
+  ctx.pickEndpoint();
 }
 
 const FLAGS: Record<ErrorCode, string> = {

@@ -95,7 +95,8 @@ function actorId(...parts: (string | number)[]): string {
 
 export function serveInstanceDetails(src: DashboardSource): Record<string, unknown> {
   if (src.runtimes.size === 0) {
-    return { deploy_mode: 'MULTI_APP', controller_info: {}, proxies: {}, applications: {}, target_capacity: null };
+    // Ray 2.53 no longer sends deploy_mode (verified against real Serve, docs/compatibility.md).
+    return { controller_info: {}, proxies: {}, applications: {}, target_capacity: null };
   }
   const doc = isObject(src.serveDoc) ? src.serveDoc : {};
   const nodeIds = src.proxies.map((p) => hexId(src.name, 'node', p.index));
@@ -109,7 +110,7 @@ export function serveInstanceDetails(src: DashboardSource): Record<string, unkno
       node_ip: p.address.host,
       node_instance_id: '',
       actor_id: actorId(src.name, 'proxy', i),
-      actor_name: `SERVE_CONTROLLER_ACTOR:SERVE_PROXY_ACTOR-${nodeId}`,
+      actor_name: `SERVE_PROXY_ACTOR-${nodeId}`,
       worker_id: hexId(src.name, 'proxy-worker', i),
       log_file_path: `/serve/proxy_${p.address.host}_${p.address.port}.log`,
       status: !p.up ? 'UNHEALTHY' : p.draining ? 'DRAINING' : 'HEALTHY',
@@ -141,13 +142,27 @@ export function serveInstanceDetails(src: DashboardSource): Record<string, unkno
       root_path: httpOptions['root_path'] ?? '',
       request_timeout_s: src.requestTimeoutS,
       keep_alive_timeout_s: httpOptions['keep_alive_timeout_s'] ?? 90,
+      ssl_keyfile: null,
+      ssl_certfile: null,
+      ssl_keyfile_password: null,
+      ssl_ca_certs: null,
     },
     grpc_options: { port: 9000, grpc_servicer_functions: [], request_timeout_s: null },
     proxies,
-    deploy_mode: 'MULTI_APP',
     applications,
     target_capacity: typeof doc['target_capacity'] === 'number' ? doc['target_capacity'] : null,
-    target_groups: [],
+    target_groups: [
+      {
+        targets: src.proxies.map((p, i) => ({
+          ip: p.address.host,
+          port: p.address.port,
+          instance_id: '',
+          name: `SERVE_PROXY_ACTOR-${nodeIds[i] as string}`,
+        })),
+        route_prefix: '/',
+        protocol: 'HTTP',
+      },
+    ],
   };
 }
 
@@ -194,6 +209,15 @@ function application(src: DashboardSource, rt: AppRuntime, raw: Record<string, u
     source: 'declarative',
     external_scaler_enabled: raw['external_scaler_enabled'] === true,
     deployments,
+    // Ray >= 2.50 names the ingress here (the sim cannot know the call graph:
+    // outbound_deployments stays empty).
+    deployment_topology: {
+      app_name: app.name,
+      nodes: Object.fromEntries(
+        Object.keys(deployments).map((d) => [d, { name: d, app_name: app.name, outbound_deployments: [], is_ingress: d === app.ingressDeployment }]),
+      ),
+      ingress_deployment: app.ingressDeployment,
+    },
   };
 }
 
@@ -234,6 +258,12 @@ function deployment(
     health_check_period_s: d['health_check_period_s'] ?? 10.0,
     health_check_timeout_s: d['health_check_timeout_s'] ?? 30.0,
     ray_actor_options: actorOptions,
+    request_router_config: {
+      request_router_class: 'ray.serve._private.request_router:PowerOfTwoChoicesRequestRouter',
+      request_router_kwargs: {},
+      request_routing_stats_period_s: 10,
+      request_routing_stats_timeout_s: 30,
+    },
   };
   if (auto) config['autoscaling_config'] = { min_replicas: 1, max_replicas: 1, target_ongoing_requests: 2, ...auto };
   else config['num_replicas'] = target;

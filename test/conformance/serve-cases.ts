@@ -212,7 +212,8 @@ export function conformanceCases(target: () => ConformanceTarget): void {
     assert.equal(r.status, 200);
     assert.match(String(r.headers['content-type']), /^application\/json/);
     const d = JSON.parse(r.body) as Record<string, any>;
-    assert.equal(d['deploy_mode'], 'MULTI_APP');
+    // deploy_mode (always MULTI_APP) was dropped from ServeInstanceDetails by Ray 2.53.
+    assert.ok(d['deploy_mode'] === undefined || d['deploy_mode'] === 'MULTI_APP', `deploy_mode ${d['deploy_mode']}`);
     assert.equal(typeof d['controller_info'], 'object');
     assert.ok(d['target_capacity'] === null || typeof d['target_capacity'] === 'number');
     assert.equal(typeof d['http_options'], 'object');
@@ -234,6 +235,7 @@ export function conformanceCases(target: () => ConformanceTarget): void {
       assert.equal(a.status, 'RUNNING');
       assert.equal(typeof a.message, 'string');
       assert.equal(typeof a.deployed_app_config, 'object');
+      assert.equal(a.deployment_topology?.ingress_deployment, ingress, `${name}.deployment_topology.ingress_deployment`);
       const dep = a.deployments[ingress];
       assert.ok(dep, `${name}.deployments.${ingress}`);
       assert.equal(dep.name, ingress);

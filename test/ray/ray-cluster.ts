@@ -10,6 +10,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -142,9 +143,27 @@ export async function waitUntil<T>(what: string, timeoutMs: number, probe: () =>
   }
 }
 
-async function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  return { status: res.status, text: await res.text() };
+/**
+ * Plain node:http calls: the Ray dashboard refuses mutating requests that look
+ * like browser traffic (405 "Method Not Allowed for browser traffic"), and
+ * fetch() sends `sec-fetch-mode: cors`.
+ */
+function httpCall(method: string, url: string, body: string | null, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((res, rej) => {
+    const req = httpRequest(url, { method, agent: false, timeout: timeoutMs, headers: body === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => res({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      r.on('error', rej);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timeout`)));
+    req.on('error', rej);
+    req.end(body ?? undefined);
+  });
+}
+
+function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
+  return httpCall('GET', url, null, timeoutMs);
 }
 
 // ---------------------------------------------------------------- redis
@@ -307,13 +326,8 @@ export class RayCluster {
   /** PUT /api/serve/applications/ and wait until every app is RUNNING. */
   async deploy(config: string | ServeDoc, timeoutMs = 120_000): Promise<void> {
     const doc = this.serveDoc(config);
-    const res = await fetch(`${this.dashboardUrl}/api/serve/applications/`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(doc),
-      signal: AbortSignal.timeout(30_000),
-    });
-    if (res.status !== 200) throw new Error(`deploy to ${this.name}: ${res.status} ${await res.text()}`);
+    const res = await httpCall('PUT', `${this.dashboardUrl}/api/serve/applications/`, JSON.stringify(doc), 30_000);
+    if (res.status !== 200) throw new Error(`deploy to ${this.name}: ${res.status} ${res.text}`);
     const names = (doc['applications'] as Array<{ name: string }>).map((a) => a.name);
     await waitUntil(`${this.name} apps ${names.join(',')} RUNNING`, timeoutMs, async () => {
       const d = await this.details();
@@ -430,12 +444,18 @@ export class RayCluster {
     tempDirs.delete(this.tempDir);
   }
 
+  /** Waits until no process of the cluster is alive (zombies count as gone), or throws. */
+  async waitGone(timeoutMs = 10_000): Promise<void> {
+    await waitUntil(`${this.name} processes gone (left: ${this.survivors().join(',')})`, timeoutMs, async () => this.survivors().length === 0, 100);
+  }
+
   /** Processes of this cluster still alive (for the "nothing survives" check). */
   survivors(): number[] {
     const s = new Set([...pidsInGroup(this.pgid), ...this.restarted.flatMap((g) => pidsInGroup(g)), ...pidsUsing(this.tempDir)]);
     return [...s].filter((pid) => {
       try {
-        return !readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') Z ');
+        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+        return stat[stat.lastIndexOf(')') + 2] !== 'Z';
       } catch {
         return false;
       }
