@@ -409,6 +409,14 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   onError(err: Error & { code?: string }): void {
     this.releaseConnection();
     if (this.done) return;
+    // Everything after this may dispatch again (a retry, or a queued request
+    // admitted by the freed permit), which undici forbids while it is still
+    // failing its queue: continue on the next tick.
+    process.nextTick(handleUpstreamError, this, err);
+  }
+
+  handleUpstreamError(err: Error & { code?: string }): void {
+    if (this.done) return;
     if (this.clientGone) {
       this.finish(499, 'DC');
       return;
@@ -476,8 +484,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       }
     }
     this.proxy.deps.metrics.retries.labels(this.target!.cluster.name, failure).inc();
-    // Not from inside undici's callback: the next try may reuse the same Client,
-    // whose queue undici is still unwinding (it asserts the queue is empty).
+    // Not from inside undici's onComplete callback (a swallowed 503): dispatch on the next tick.
     process.nextTick(retryNextTick, this);
   }
 
@@ -576,6 +583,10 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       });
     }
   }
+}
+
+function handleUpstreamError(ctx: RequestContext, err: Error & { code?: string }): void {
+  ctx.handleUpstreamError(err);
 }
 
 function retryNextTick(ctx: RequestContext): void {

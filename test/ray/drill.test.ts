@@ -76,6 +76,7 @@ describe('head-failure drill: GCS fault tolerance with Redis', { skip: skip ?? f
       // Restart like a head-pod restart would: GCS first (state from Redis), then the dashboard.
       blue.restart(gcs);
       await waitUntil('raylet reconnected to the restarted GCS', 60_000, async () => blue.find('/gcs/gcs_server').length === 1 && (await send(`${blue.serveUrl}/-/healthz`)).status === 200);
+      const gcsBackMs = Date.now() - t0;
       blue.restart(dash);
       await waitUntil('gateway reports blue dashboard reachable again', 90_000, async () => (await dashboardReachable(stack, 'blue')) === true, 500);
       const recoveredMs = Date.now() - t0;
@@ -88,7 +89,7 @@ describe('head-failure drill: GCS fault tolerance with Redis', { skip: skip ?? f
       await waitUntil('gateway sees 1 LLMServer replica on blue', 60_000, async () => (await capacityOf(stack, 'llm', 'blue')).capacity === 8);
       load.stop();
       const res = await load.done;
-      console.log(`drill: ${res.ok + res.failed} requests (${res.streams} streams), ${res.failed} failed; dashboard back after ${recoveredMs} ms; by cluster ${JSON.stringify(res.byCluster)}`);
+      console.log(`drill: ${res.ok + res.failed} requests (${res.streams} streams), ${res.failed} failed; GCS back after ${gcsBackMs} ms, dashboard reachable after ${recoveredMs} ms (restarted at ${gcsBackMs} ms); by cluster ${JSON.stringify(res.byCluster)}`);
       assert.deepEqual(res.failures, []);
       assert.equal(res.failed, 0);
     } finally {
