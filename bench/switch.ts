@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join, relative } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { checkPinned, processTree, spawnPinned, stopProc, tail } from './lib/proc.ts';
+import { CLK_TCK, checkPinned, cpuBusy, cpuSnap, processTree, spawnPinned, stopProc, tail } from './lib/proc.ts';
 import type { Proc, Spawned } from './lib/proc.ts';
 import { portInUse, request, sleep, waitReady } from './lib/http-probe.ts';
 import { fmt, fmtInt, pct } from './lib/stats.ts';
@@ -69,6 +69,23 @@ export type PhaseStats = {
   maxMs: number;
 };
 
+/** One second of the run: load, routing, tail latency and what the two cores did. */
+export type Second = {
+  t: number;
+  requests: number;
+  failed: number;
+  blue: number;
+  green: number;
+  p99Ms: number;
+  /** busy share of the load core, the proxy core, the gateway's own CPU, and the rest on the proxy core (0..1) */
+  loadCpuBusy: number;
+  proxyCpuBusy: number;
+  gateway: number;
+  proxyCpuOther: number;
+};
+
+type Sample = { at: number; busy: Map<number, { busy: number; steal: number; total: number }>; gwTicks: number };
+
 export type SwitchRun = {
   mode: SwitchMode;
   connections: number;
@@ -97,6 +114,7 @@ export type SwitchRun = {
   /** requests in flight across the switch call (started before it was sent, ended after it returned) */
   inFlightAcross: { total: number; blue: number; green: number; failed: number };
   phases: PhaseStats[];
+  timeline: Second[];
   pinning: string[];
 };
 
@@ -301,6 +319,7 @@ async function oneRun(o: SwitchOptions, mode: SwitchMode, sim: Proc): Promise<Sw
   const token = randomBytes(18).toString('base64url');
   const gw = await startGateway(o, mode, token);
   let client: Spawned | null = null;
+  let sampler: ReturnType<typeof setInterval> | null = null;
   try {
     const pinning = [
       ...checkPinned(processTree(gw.pid), o.proxyCpu).map((s) => `gateway ${s}`),
@@ -311,6 +330,16 @@ async function oneRun(o: SwitchOptions, mode: SwitchMode, sim: Proc): Promise<Sw
     const switchAt = mode === 'atomic' ? o.switchAt : Math.min(8, seconds / 3);
     const out = join(o.runDir, `switch-${mode}-requests.json`);
     const sim0 = await simCompleted();
+    const gwPids = processTree(gw.pid);
+    const samples: Sample[] = [];
+    const sample = (): void => {
+      const snap = cpuSnap(gwPids);
+      let ticks = 0;
+      for (const v of snap.ticks.values()) ticks += v;
+      samples.push({ at: epochNow(), busy: cpuBusy(), gwTicks: ticks });
+    };
+    sample();
+    sampler = setInterval(sample, 250);
     client = spawnPinned(
       'switch-client',
       o.node,
@@ -349,6 +378,9 @@ async function oneRun(o: SwitchOptions, mode: SwitchMode, sim: Proc): Promise<Sw
     o.log(`  ${mode}: ${mode === 'atomic' ? 'PUT …/weights' : 'POST …/rollout'} -> ${reply.status} in ${fmt(returned - sent, 2)} ms`);
     await c.exited;
     clearTimeout(guard);
+    clearInterval(sampler);
+    sampler = null;
+    sample();
     const sim1 = await simCompleted();
     let data: SwitchClientOut;
     try {
@@ -363,8 +395,11 @@ async function oneRun(o: SwitchOptions, mode: SwitchMode, sim: Proc): Promise<Sw
       .reverse();
     const simDelta =
       sim0 !== null && sim1 !== null ? Object.fromEntries(Object.keys(sim1).map((k) => [k, (sim1[k] ?? 0) - (sim0[k] ?? 0)])) : null;
-    return analyse(mode, data, { sent, returned, reply }, events, simDelta, pinning);
+    const run = analyse(mode, data, { sent, returned, reply }, events, simDelta, pinning);
+    run.timeline = timeline(data, samples, o.loadCpu, o.proxyCpu);
+    return run;
   } finally {
+    if (sampler !== null) clearInterval(sampler);
     if (client !== null) await stopProc(client, 1000);
     await stopProc(gw, 5000);
   }
@@ -504,8 +539,54 @@ function analyse(
     greenBeforeSwitch: greenBefore,
     inFlightAcross: across,
     phases,
+    timeline: [],
     pinning,
   };
+}
+
+function timeline(d: SwitchClientOut, samples: readonly Sample[], loadCpu: number, proxyCpu: number): Second[] {
+  // the client starts no request after `seconds`; the tail while the last replies come back is no second of its own
+  const secs = Math.max(1, Math.min(Math.ceil(d.wallMs / 1000), Math.ceil(d.seconds)));
+  const rows: Second[] = [];
+  const lat: number[][] = Array.from({ length: secs }, () => []);
+  for (let t = 0; t < secs; t++) rows.push({ t, requests: 0, failed: 0, blue: 0, green: 0, p99Ms: Number.NaN, loadCpuBusy: Number.NaN, proxyCpuBusy: Number.NaN, gateway: Number.NaN, proxyCpuOther: Number.NaN });
+  for (let i = 0; i < d.start.length; i++) {
+    const row = rows[Math.floor((d.start[i] ?? 0) / 1000)];
+    if (row === undefined) continue;
+    row.requests++;
+    const st = d.status[i] ?? 0;
+    if (st < 200 || st >= 300) row.failed++;
+    else lat[row.t]?.push((d.end[i] ?? 0) - (d.start[i] ?? 0));
+    const c = (d.cluster[i] ?? -1) >= 0 ? d.clusters[d.cluster[i] as number] : undefined;
+    if (c === 'blue') row.blue++;
+    else if (c === 'green') row.green++;
+  }
+  // CPU: the samples (every 250 ms) nearest to the start and end of each second
+  const at = (sec: number): Sample | undefined => {
+    const want = d.t0EpochMs + sec * 1000;
+    let best: Sample | undefined;
+    for (const s of samples) if (best === undefined || Math.abs(s.at - want) < Math.abs(best.at - want)) best = s;
+    return best;
+  };
+  for (const row of rows) {
+    const l = lat[row.t] ?? [];
+    l.sort((a, b) => a - b);
+    row.p99Ms = pct(l, 99);
+    const a = at(row.t);
+    const b = at(row.t + 1);
+    if (a === undefined || b === undefined || b.at - a.at < 500) continue;
+    const wall = (b.at - a.at) / 1000;
+    const busy = (cpu: number): number => {
+      const x = a.busy.get(cpu);
+      const y = b.busy.get(cpu);
+      return x !== undefined && y !== undefined ? (y.busy - x.busy) / CLK_TCK / wall : Number.NaN;
+    };
+    row.loadCpuBusy = busy(loadCpu);
+    row.proxyCpuBusy = busy(proxyCpu);
+    row.gateway = (b.gwTicks - a.gwTicks) / CLK_TCK / wall;
+    row.proxyCpuOther = Math.max(0, row.proxyCpuBusy - row.gateway);
+  }
+  return rows;
 }
 
 function countIn(d: SwitchClientOut, fromS: number, toS: number): number {
@@ -566,6 +647,12 @@ export async function switchPhase(o: SwitchOptions, warnings: string[]): Promise
   for (const r of report.runs) {
     if (r.failed > 0) warnings.push(`switch ${r.mode}: ${r.failed} failed requests ${JSON.stringify({ ...r.non2xx, ...r.socketErrors })}`);
     if (r.blueAfterCutover > 0) warnings.push(`switch ${r.mode}: ${r.blueAfterCutover} requests went to blue after the cutover`);
+    const noisy = r.timeline.filter((x) => x.proxyCpuOther > 0.1);
+    if (noisy.length > 0)
+      warnings.push(
+        `switch ${r.mode}: noisy machine — other load on CPU${o.proxyCpu} above 10 % in ${noisy.length} of ${r.timeline.length} seconds ` +
+          `(up to ${fmt(Math.max(...noisy.map((x) => x.proxyCpuOther)) * 100, 0)} %); see the per-second table before reading the p99s`,
+      );
     if (r.call.status !== (r.mode === 'atomic' ? 200 : 201)) warnings.push(`switch ${r.mode}: the call returned ${r.call.status} ${r.call.body}`);
   }
   return report;
@@ -628,6 +715,19 @@ export function renderSwitchMarkdown(s: SwitchReport, loadCpu: number, proxyCpu:
         `| ${p.name} | ${fmt(p.fromS, 2)}–${fmt(p.toS, 2)} | ${fmtInt(p.requests)} | ${p.failed} | ${fmtInt(p.blue)} | ${fmtInt(p.green)} | ${fmt(p.p50Ms, 2)} | **${fmt(p.p99Ms, 2)}** | ${fmt(p.maxMs, 1)} |`,
       );
     }
+    L.push('');
+    L.push(`<details><summary>${r.mode}: per second</summary>`);
+    L.push('');
+    L.push(`| t (s) | requests | failed | blue | green | p99 ms | CPU${loadCpu} busy | CPU${proxyCpu} busy | gateway | other on CPU${proxyCpu} |`);
+    L.push('|---|---|---|---|---|---|---|---|---|---|');
+    const pc = (x: number): string => (Number.isFinite(x) ? `${fmt(x * 100, 0)} %` : '–');
+    for (const x of r.timeline) {
+      L.push(
+        `| ${x.t} | ${fmtInt(x.requests)} | ${x.failed} | ${fmtInt(x.blue)} | ${fmtInt(x.green)} | ${fmt(x.p99Ms, 1)} | ${pc(x.loadCpuBusy)} | ${pc(x.proxyCpuBusy)} | ${pc(x.gateway)} | ${pc(x.proxyCpuOther)} |`,
+      );
+    }
+    L.push('');
+    L.push('</details>');
     L.push('');
   }
   if (s.runs.length > 0) {

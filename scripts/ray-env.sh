@@ -23,11 +23,15 @@ except Exception:
 PY
 }
 
+# The venv is reused when it holds this ray version installed with these constraints.
+want="ray[serve]==$RAY_VERSION $(cksum < test/ray/constraints.txt | cut -d' ' -f1)"
+stamp="$RAY_VENV/.serve-gateway-stamp"
 have="$(installed_version)"
-if [ "$have" = "$RAY_VERSION" ]; then
+if [ "$have" = "$RAY_VERSION" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   echo "ray-env: reusing $RAY_VENV (ray $have)" >&2
 else
   echo "ray-env: installing ray[serve]==$RAY_VERSION into $RAY_VENV (found: ${have:-none})" >&2
+  command -v redis-server >/dev/null || echo "ray-env: redis-server not found: the drill test will fail (apt-get install redis-server)" >&2
   start=$(date +%s)
   [ -x "$RAY_VENV/bin/python" ] || "$PYTHON" -m venv "$RAY_VENV"
   "$RAY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -38,6 +42,7 @@ else
     echo "ray-env: ray[serve]==$RAY_VERSION did not install (found: ${have:-none})" >&2
     exit 1
   fi
+  echo "$want" > "$stamp"
   echo "ray-env: installed in $(( $(date +%s) - start ))s" >&2
 fi
 

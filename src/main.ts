@@ -14,7 +14,7 @@ import { Reconciler } from './control/reconciler.ts';
 import { Instruments, type GaugeSources } from './metrics/instruments.ts';
 import { ClusterProber, type ProbeResult } from './health/prober.ts';
 import { isAvailable } from './health/outlier.ts';
-import { Proxy } from './proxy/pipeline.ts';
+import { RequestPipeline } from './proxy/pipeline.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
 import { FileStateStore } from './control/state-store.ts';
@@ -48,7 +48,7 @@ export interface ReloadStatus {
 export class Gateway {
   readonly reconciler: Reconciler;
   readonly metrics: Instruments;
-  readonly proxy: Proxy;
+  readonly proxy: RequestPipeline;
   readonly traffic: TrafficController;
   readonly log: Logger;
   readonly clock: Clock;
@@ -81,7 +81,7 @@ export class Gateway {
       log: this.log,
       metrics: this.metrics,
     });
-    this.proxy = new Proxy({
+    this.proxy = new RequestPipeline({
       store: this.reconciler.store,
       clock: this.clock,
       random: opts.random ?? Math.random,
@@ -301,8 +301,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 }
 
 function serveConfigFiles(cfg: GatewayConfig): string[] {
-  void cfg;
-  return [];
+  const files = cfg.clusters.map((c) => c.serveConfigFile ?? null).filter((f): f is string => f !== null);
+  return [...new Set(files)];
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

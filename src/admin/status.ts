@@ -38,7 +38,6 @@ export function buildStatus(gw: Gateway): object {
       apps_stale: known?.stale ?? false,
       in_flight: c?.inFlight ?? 0,
       open_streams: c?.openStreams ?? 0,
-      weight_total: drained ? 0 : undefined,
       drained,
       // KubeRay users ask for this before deleting an old RayCluster (kuberay #4126, #4799).
       safe_to_delete: drained && (c?.inFlight ?? 0) === 0 && (c?.openStreams ?? 0) === 0,

@@ -93,3 +93,17 @@ test('raising the limit admits waiters; in-flight never exceeds the limit under 
   l2.configure(1, 10, 1000);
   assert.equal(x.admitted, 1);
 });
+
+test('a lowered queue timeout applies to requests already waiting', () => {
+  const clock = new ManualClock();
+  const l = new Limiter('app', 'blue', 1, 10, 10_000, clock);
+  l.acquire(new W());
+  const a = new W();
+  l.acquire(a);
+  clock.advance(1000);
+  l.configure(1, 10, 2000);
+  clock.advance(999);
+  assert.equal(a.timedOut, 0);
+  clock.advance(1);
+  assert.equal(a.timedOut, 1, 'enqueued at 0 with a 2 s timeout: out at 2 s, not 10 s');
+});

@@ -73,7 +73,19 @@ export class Limiter {
   configure(limit: number, queueCapacity: number, queueTimeoutMs: number): void {
     this.limit = limit;
     this.queueCapacity = queueCapacity;
+    const shift = queueTimeoutMs - this.queueTimeoutMs;
     this.queueTimeoutMs = queueTimeoutMs;
+    if (shift !== 0 && this.queued > 0) {
+      // Waiters keep their place; their deadlines move with the new timeout
+      // (FIFO order stays deadline order, so one timer on the head suffices).
+      for (let i = this.#head; i < this.#queue.length; i++) {
+        const w = this.#queue[i];
+        if (w != null && w.queued) w.queueDeadlineMs += shift;
+      }
+      if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#arm();
+    }
     this.#pump();
   }
 

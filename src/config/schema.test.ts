@@ -50,7 +50,7 @@ describe('validateConfig', () => {
     assert.deepEqual(c.admin, { listen: { host: '127.0.0.1', port: 9901 }, tokenEnv: 'SERVE_GATEWAY_ADMIN_TOKEN' });
     assert.equal(c.source, 'file');
     assert.equal(c.stateDir, resolve('/etc/gw/var'));
-    assert.deepEqual(c.clusters, [{ name: 'blue', endpoints: ['http://127.0.0.1:8101'], dashboard: null, serveApps: null }]);
+    assert.deepEqual(c.clusters, [{ name: 'blue', endpoints: ['http://127.0.0.1:8101'], dashboard: null, serveApps: null, serveConfigFile: null }]);
     assert.equal(c.applications.size, 0);
     assert.deepEqual(c.defaults, {
       weights: null,

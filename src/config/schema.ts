@@ -49,7 +49,6 @@ export const DEFAULT_UPSTREAM: UpstreamConfig = {
   idleTimeoutMs: 4_000,
   maxConnectionsPerEndpoint: 0,
   bufferBodyBytes: 65_536,
-  maxBodyBytes: 0,
 };
 
 export const DEFAULT_HEALTH: HealthConfig = {
@@ -141,7 +140,6 @@ export function validateConfig(
       'idle_timeout',
       'max_connections_per_endpoint',
       'buffer_body_bytes',
-      'max_body_bytes',
     ]),
   );
   const health = parseHealth(
@@ -384,7 +382,6 @@ function parseUpstream(v: Checker, raw: Record<string, unknown>): UpstreamConfig
       0,
     ),
     bufferBodyBytes: v.int(raw['buffer_body_bytes'], 'upstream.buffer_body_bytes', d.bufferBodyBytes, 0),
-    maxBodyBytes: v.int(raw['max_body_bytes'], 'upstream.max_body_bytes', d.maxBodyBytes, 0),
   };
 }
 
@@ -480,6 +477,7 @@ function parseClusters(
     }
 
     let serveApps: ClusterConfig['serveApps'] = null;
+    let serveConfigFile: string | null = null;
     const sc = c['serve_config'];
     if (sc !== undefined && sc !== null) {
       const scPath = `${at}.serve_config`;
@@ -489,6 +487,7 @@ function parseClusters(
       else if (typeof sc === 'string' && looksInline(sc)) input = sc;
       else if (typeof sc === 'string' && sc.trim() !== '') {
         const p = isAbsolute(sc) ? sc : resolve(baseDir, sc);
+        serveConfigFile = p;
         try {
           input = readFile(p);
           scFile = relative(process.cwd(), p) || p;
@@ -503,7 +502,7 @@ function parseClusters(
         serveApps = res.apps;
       }
     }
-    clusters.push({ name: okName, endpoints, dashboard, serveApps });
+    clusters.push({ name: okName, endpoints, dashboard, serveApps, serveConfigFile });
   });
   return clusters;
 }

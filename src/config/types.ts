@@ -13,7 +13,7 @@ export interface ServeApp {
   readonly name: string;
   /** null = not exposed over HTTP (no route). */
   readonly routePrefix: string | null;
-  /** Deployment whose capacity limits admission (see docs/admission.md for how it is chosen). */
+  /** Deployment whose capacity limits admission (docs/configuration.md says how it is chosen). */
   readonly ingressDeployment: string;
   readonly maxOngoingRequests: number;
   /** -1 = unlimited (Serve's default). */
@@ -41,6 +41,8 @@ export interface ClusterConfig {
   readonly dashboard: string | null;
   /** Apps parsed from `serve_config` (serveConfigV2), or null when none was given. */
   readonly serveApps: readonly ServeApp[] | null;
+  /** Absolute path of the serve_config file (watched for reloads), or null when inline/absent. */
+  readonly serveConfigFile?: string | null;
 }
 
 export type StickyConfig =
@@ -91,8 +93,6 @@ export interface UpstreamConfig {
   readonly maxConnectionsPerEndpoint: number;
   /** Request bodies up to this size with a content-length are buffered (replayable on retry). */
   readonly bufferBodyBytes: number;
-  /** 0 = no request body limit. */
-  readonly maxBodyBytes: number;
 }
 
 export interface HealthConfig {

@@ -184,7 +184,6 @@ export function buildSnapshot(input: SnapshotInput, bind: SnapshotBindings): Sna
 
 export class SnapshotStore {
   #current: Snapshot | null = null;
-  #listeners: Array<(s: Snapshot) => void> = [];
 
   get current(): Snapshot | null {
     return this.#current;
@@ -192,10 +191,5 @@ export class SnapshotStore {
 
   publish(next: Snapshot): void {
     this.#current = next;
-    for (const l of this.#listeners) l(next);
-  }
-
-  onPublish(listener: (s: Snapshot) => void): void {
-    this.#listeners.push(listener);
   }
 }

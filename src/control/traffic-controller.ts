@@ -93,14 +93,13 @@ export class TrafficController {
   start(): void {
     const { state, recovered } = this.#d.store.load();
     if (recovered !== null) {
-      this.#d.log.error({ stateDir: 'state_dir' }, recovered);
+      this.#d.log.error({ stateDir: this.#d.reconciler.config.stateDir }, recovered);
       this.#audit({ actor: 'gateway', app: '*', action: 'state_recovered', from: null, to: null, reason: recovered, result: 'ok' });
     }
     let s = state ?? emptyTrafficState();
     // Step timing restarts: the measurements of a step in progress died with the old process.
-    for (const [app, t] of Object.entries(s.apps)) {
+    for (const t of Object.values(s.apps)) {
       if (t.rollout?.phase === 'progressing') s = applyRolloutTransition(s, restartStepTimer(t.rollout, this.#d.clock.wallNow()));
-      void app;
     }
     this.#state = s;
     this.#publish();

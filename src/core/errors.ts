@@ -25,14 +25,3 @@ export const ERRORS = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
-
-export class GatewayError extends Error {
-  readonly code: ErrorCode;
-  readonly spec: ErrorSpec;
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
-    super(message ?? ERRORS[code].summary, options);
-    this.name = 'GatewayError';
-    this.code = code;
-    this.spec = ERRORS[code];
-  }
-}

@@ -60,7 +60,7 @@ export class Instruments {
     });
     this.upstreamAttempts = new Counter({
       name: 'serve_gateway_upstream_attempts_total',
-      help: 'Upstream tries by outcome (ok, connect_failure, reset, timeout, backpressure).',
+      help: 'Upstream tries by outcome (ok, connect, stale_connection, backpressure, reset, timeout).',
       labelNames: ['cluster', 'outcome'],
       registers,
     });

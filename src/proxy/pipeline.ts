@@ -3,13 +3,14 @@
 //   → (onUpstreamError → retry | respond) → finish
 // One RequestContext per request holds every per-request field (fixed shape)
 // and is itself the undici dispatch handler and the admission waiter, so the
-// hot path creates no closures and no promises. `finish` runs exactly once.
+// hot path creates no promises and only two small closures (the client-close
+// listener, and the body reader for buffered bodies). `finish` runs exactly once.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import type { Waiter } from '../admission/limiter.ts';
 import type { Clock } from '../core/clock.ts';
-import type { ErrorCode } from '../core/errors.ts';
+import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
 import type { Instruments } from '../metrics/instruments.ts';
@@ -44,17 +45,20 @@ export class ProxyCounters {
   activeRetries = 0;
 }
 
-const UPSTREAM_FLAG: Record<UpstreamFailure, ErrorCode> = {
+/** The local reply for a try that failed and may not be retried (backpressure has its own). */
+const FAILURE_CODE: Record<Exclude<UpstreamFailure, 'backpressure'>, ErrorCode> = {
   connect: 'UPSTREAM_CONNECT_FAILED',
   stale_connection: 'UPSTREAM_RESET',
-  backpressure: 'RETRY_LIMIT',
   reset: 'UPSTREAM_RESET',
   timeout: 'UPSTREAM_TIMEOUT',
 };
 
 const NO_BODY = -1;
+const DC = ERRORS.DOWNSTREAM_ABORTED.flag;
+/** Flags of failures the upstream is to blame for (count against rollout gates). */
+const UPSTREAM_FLAGS = new Set<string>(Object.values(ERRORS).filter((e) => e.source === 'upstream').map((e) => e.flag));
 
-export class Proxy {
+export class RequestPipeline {
   readonly deps: ProxyDeps;
   readonly counters = new ProxyCounters();
   /** Bound once: the node:http 'request' listener. */
@@ -71,7 +75,7 @@ export class Proxy {
 }
 
 class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHandler {
-  readonly proxy: Proxy;
+  readonly proxy: RequestPipeline;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly snap: Snapshot | null;
@@ -108,7 +112,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   done = false;
   clientGone = false;
 
-  constructor(proxy: Proxy, req: IncomingMessage, res: ServerResponse, snap: Snapshot | null) {
+  constructor(proxy: RequestPipeline, req: IncomingMessage, res: ServerResponse, snap: Snapshot | null) {
     this.proxy = proxy;
     this.req = req;
     this.res = res;
@@ -232,7 +236,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   onAdmitted(): void {
     this.permit = true;
     if (this.clientGone) {
-      this.finish(499, 'DC');
+      this.finish(499, DC);
       return;
     }
     this.readBody();
@@ -241,7 +245,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   onQueueTimeout(): void {
     const t = this.target!;
     this.proxy.deps.metrics.rejections.labels(this.app!.name, t.cluster.name, 'queue_timeout').inc();
-    this.fail('QUEUE_TIMEOUT', queueTimeoutText(this.info.requestId, Math.round(t.limiter.queueTimeoutMs / 1000)));
+    this.fail('QUEUE_TIMEOUT', queueTimeoutText(this.info.requestId, t.limiter.queueTimeoutMs / 1000));
   }
 
   // ── readBody ───────────────────────────────────────────────────────────
@@ -418,7 +422,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   handleUpstreamError(err: Error & { code?: string }): void {
     if (this.done) return;
     if (this.clientGone) {
-      this.finish(499, 'DC');
+      this.finish(499, DC);
       return;
     }
     const failure = classifyUpstreamError(err.code, this.reusedSocket, this.responseStarted);
@@ -428,7 +432,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     if (this.res.headersSent) {
       // Mid-stream failure: nothing sensible can be sent; cut the stream so the client sees it.
       this.res.destroy();
-      this.finish(this.status, failure === 'timeout' ? 'UT' : 'UR');
+      this.finish(this.status, ERRORS[failure === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_RESET'].flag);
       return;
     }
     this.retryOrFail(failure);
@@ -464,7 +468,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       this.fail('RETRY_LIMIT', 'Request dropped due to backpressure on every endpoint tried.');
       return;
     }
-    const code = UPSTREAM_FLAG[failure];
+    const code = FAILURE_CODE[failure];
     const text =
       code === 'UPSTREAM_CONNECT_FAILED'
         ? `Could not connect to Serve endpoint ${ep.origin} (cluster '${ep.cluster}').`
@@ -518,7 +522,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.clientGone = true;
     if (this.queued) {
       this.target!.limiter.cancel(this);
-      this.finish(499, 'DC');
+      this.finish(499, DC);
       return;
     }
     if (this.abortUpstream !== null) {
@@ -526,14 +530,14 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       this.abortUpstream();
       return;
     }
-    if (this.conn === null) this.finish(499, 'DC');
+    if (this.conn === null) this.finish(499, DC);
   }
 
   // ── respond ────────────────────────────────────────────────────────────
   fail(code: ErrorCode, text: string): void {
     if (this.done) return;
     const status = sendLocalReply(this.res, code, text, this.info.requestId || this.requestIdFromRaw());
-    this.finish(status, FLAGS[code]);
+    this.finish(status, ERRORS[code].flag);
   }
 
   // ── finish: the single exit ────────────────────────────────────────────
@@ -559,9 +563,9 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     handles.duration.observe(durationMs / 1000);
     if (this.ttfbMs >= 0) handles.ttfb.observe(this.ttfbMs / 1000);
     if (target !== null && app !== null) {
-      const shed = flag === 'QF' || flag === 'QT';
+      const shed = flag === ERRORS.QUEUE_FULL.flag || flag === ERRORS.QUEUE_TIMEOUT.flag;
       target.stats.record({
-        upstreamError: !shed && flag !== 'DC' && (status >= 500 || flag === 'UF' || flag === 'UR' || flag === 'UT' || flag === 'URX' || flag === 'UH'),
+        upstreamError: !shed && flag !== DC && (status >= 500 || UPSTREAM_FLAGS.has(flag)),
         latencyMs: durationMs,
         ttfbMs: this.ttfbMs >= 0 ? this.ttfbMs : null,
         shed,
@@ -592,20 +596,8 @@ function handleUpstreamError(ctx: RequestContext, err: Error & { code?: string }
 function retryNextTick(ctx: RequestContext): void {
   if (ctx.done) return;
   if (ctx.clientGone) {
-    ctx.finish(499, 'DC');
+    ctx.finish(499, DC);
     return;
   }
   ctx.pickEndpoint();
 }
-
-const FLAGS: Record<ErrorCode, string> = {
-  NO_ROUTE: 'NR',
-  QUEUE_FULL: 'QF',
-  QUEUE_TIMEOUT: 'QT',
-  NO_HEALTHY_UPSTREAM: 'UH',
-  UPSTREAM_CONNECT_FAILED: 'UF',
-  UPSTREAM_TIMEOUT: 'UT',
-  UPSTREAM_RESET: 'UR',
-  RETRY_LIMIT: 'URX',
-  DOWNSTREAM_ABORTED: 'DC',
-};

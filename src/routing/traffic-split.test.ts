@@ -5,7 +5,6 @@ import {
   pickCluster,
   splitPoint,
   stickyKeyFromCookieHeader,
-  stickyKeyFromHeader,
   stickyPoint,
 } from './traffic-split.ts';
 
@@ -140,20 +139,6 @@ describe('sticky cohorts', () => {
       assert.equal(pickCluster(split, splitPoint(k, 0.99)), pickCluster(split, splitPoint(k, 0.01)));
     }
   });
-});
-
-describe('stickyKeyFromHeader', () => {
-  const cases: Array<[string | string[] | undefined, string | null]> = [
-    [undefined, null],
-    ['', null],
-    ['  ', null],
-    [' abc ', 'abc'],
-    [['', 'x', 'y'], 'x'],
-    [[], null],
-  ];
-  for (const [input, want] of cases) {
-    it(`${JSON.stringify(input)} → ${JSON.stringify(want)}`, () => assert.equal(stickyKeyFromHeader(input), want));
-  }
 });
 
 describe('stickyKeyFromCookieHeader', () => {

@@ -104,24 +104,6 @@ export function stickyPoint(key: string): number {
 }
 
 /**
- * The sticky key from a request header value (node gives string[] for
- * repeated headers: the first non-empty one wins). Surrounding whitespace is
- * ignored; an empty value is no key.
- */
-export function stickyKeyFromHeader(value: string | readonly string[] | undefined): string | null {
-  if (value === undefined) return null;
-  if (typeof value === 'string') {
-    const v = value.trim();
-    return v === '' ? null : v;
-  }
-  for (const item of value as readonly string[]) {
-    const v = item.trim();
-    if (v !== '') return v;
-  }
-  return null;
-}
-
-/**
  * The value of cookie `name` in a Cookie header ("a=1; b=2"), or null when
  * absent or empty. Scans with indexOf (no regex, no allocation beyond the
  * result); a value in double quotes is unquoted. The first matching cookie

@@ -38,12 +38,6 @@ export class UpstreamCluster {
     return false;
   }
 
-  healthyEndpoints(now: number): number {
-    let n = 0;
-    for (const e of this.endpoints) if (isAvailable(e.health, now)) n++;
-    return n;
-  }
-
   /** Weight 0 in every app: close idle connections now and the rest as their requests end. */
   setDrained(drained: boolean): void {
     for (const e of this.endpoints) {
