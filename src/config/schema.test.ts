@@ -76,7 +76,6 @@ describe('validateConfig', () => {
       idleTimeoutMs: 4_000,
       maxConnectionsPerEndpoint: 0,
       bufferBodyBytes: 65_536,
-      maxBodyBytes: 0,
     });
     assert.deepEqual(c.health, {
       probeIntervalMs: 2_000,

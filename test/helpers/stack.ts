@@ -137,6 +137,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     throw err;
   }
   await waitFor(() => [...gw.reconciler.clusters.values()].every((c) => c.endpoints.every((e) => e.health.probeOk === true)), 5000, 'first probes');
+  await waitFor(() => [...gw.pollers.keys()].every((name) => gw.dashboardStates.get(name)?.reachable === true), 5000, 'first dashboard polls');
   return {
     sim,
     gw,
