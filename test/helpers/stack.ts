@@ -2,7 +2,7 @@
 // all on loopback port 0, in this process. Every test gets a fresh stack and
 // closes it; nothing sleeps on a timer to wait (helpers poll a condition on
 // the event loop with a bounded deadline).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSimConfig } from '../../src/sim/sim-config.ts';
@@ -116,9 +116,7 @@ export function gatewayDoc(sim: Sim, stateDir: string, opts: StackOptions = {}):
 }
 
 export function buildConfig(doc: Record<string, unknown>): GatewayConfig {
-  const r = validateConfig(doc, 'test-gateway.yaml', process.cwd(), () => {
-    throw new Error('no files in tests');
-  });
+  const r = validateConfig(doc, 'test-gateway.yaml', process.cwd(), (p) => readFileSync(p, 'utf8'));
   if (!r.ok) throw new Error(`gateway config: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
   return r.config;
 }
