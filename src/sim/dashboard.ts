@@ -95,8 +95,8 @@ function actorId(...parts: (string | number)[]): string {
 
 export function serveInstanceDetails(src: DashboardSource): Record<string, unknown> {
   if (src.runtimes.size === 0) {
-    // Ray 2.53 no longer sends deploy_mode (verified against real Serve, docs/compatibility.md).
-    return { controller_info: {}, proxies: {}, applications: {}, target_capacity: null };
+    // Ray 2.53 still sends deploy_mode here (Serve not started), but not once it runs.
+    return { deploy_mode: 'MULTI_APP', controller_info: {}, proxies: {}, applications: {}, target_capacity: null };
   }
   const doc = isObject(src.serveDoc) ? src.serveDoc : {};
   const nodeIds = src.proxies.map((p) => hexId(src.name, 'node', p.index));

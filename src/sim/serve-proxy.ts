@@ -136,7 +136,10 @@ export class SimProxy {
   }
 
   #reply(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string): void {
-    sendBody(res, status, type, body);
+    // Serve's proxy sends /-/healthz, /-/routes and 404 replies without a
+    // content-length (chunked), as real Ray 2.53 does (docs/compatibility.md).
+    res.writeHead(status, { 'content-type': type });
+    res.end(body);
     this.count(status);
     req.resume();
   }
@@ -370,7 +373,16 @@ class Exchange implements Waiter {
 
   #text(status: number, text: string): void {
     if (this.res.destroyed) return;
-    sendBody(this.res, status, TEXT, text);
+    if (status === 500) {
+      // The replica's own 500 for user code that raised: Ray 2.53 sends
+      // content-length and no content-type (verified on real Serve).
+      this.res.writeHead(500, { 'content-length': Buffer.byteLength(text) });
+      this.res.end(text);
+    } else {
+      // Proxy-made replies (503 backpressure, 408): chunked, text/plain, like real Serve.
+      this.res.writeHead(status, { 'content-type': TEXT });
+      this.res.end(text);
+    }
     this.proxy.count(status);
   }
 }

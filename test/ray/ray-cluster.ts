@@ -282,7 +282,8 @@ export class RayCluster {
     ];
     const env: Record<string, string> = {
       ...(process.env as Record<string, string>),
-      PYTHONPATH: APPS_DIR,
+      // The test apps and examples/serve_app.py, importable by every worker.
+      PYTHONPATH: `${APPS_DIR}:${join(REPO, 'examples')}`,
       SG_CLUSTER: opts.name,
       RAY_USAGE_STATS_ENABLED: '0',
       // No metrics/event exporters writing in the background.
