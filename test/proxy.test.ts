@@ -322,3 +322,32 @@ test('mid-stream upstream failure cuts the client stream (never a fake success)'
   });
   assert.notEqual(outcome, 'end', 'the client sees a cut stream, not a clean end');
 });
+
+test('stream response headers reach the client before the upstream sends any body byte', async (t) => {
+  let release: (() => void) | null = null;
+  const up = await rawUpstream((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.flushHeaders();
+    release = () => res.end('data: [DONE]\n\n');
+  });
+  const gw = await startGateway({ config: rawConfig([up.url]), logger: new LogRecorder(), watch: false, adminToken: null });
+  t.after(async () => {
+    await gw.close();
+    up.server.close();
+  });
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = httpRequest(`${gw.url}/s`, { agent: false }, (res) => {
+      // Headers are here while the upstream still holds its body back.
+      assert.equal(res.headers['content-type'], 'text/event-stream');
+      assert.equal(res.headers['x-serve-cluster'], 'blue');
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      release!();
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(body, 'data: [DONE]\n\n');
+});

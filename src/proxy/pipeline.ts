@@ -104,6 +104,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   responseStarted = false;
   discard = false;
   streaming = false;
+  headersPending = false;
   resumeUpstream: (() => void) | null = null;
   onDrain: (() => void) | null = null;
   ttfbMs = -1;
@@ -379,8 +380,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     if (res.destroyed) return false;
     res.writeHead(statusCode, out);
     if (rinfo.contentLength === -1 || rinfo.eventStream) {
-      // Streams: headers go out now, not with the first chunk.
-      res.flushHeaders();
+      // Streams: headers go out in this tick, not with the first chunk whenever
+      // that comes. If the first chunk arrived in the same read it is written
+      // with them (one syscall); otherwise they are flushed on their own.
+      this.headersPending = true;
+      process.nextTick(flushPendingHeaders, this);
       this.streaming = true;
       target.cluster.openStreams++;
     }
@@ -390,6 +394,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 
   onData(chunk: Buffer): boolean {
     if (this.discard) return true;
+    this.headersPending = false;
     if (this.res.write(chunk)) return true;
     if (this.onDrain === null) this.onDrain = () => this.resumeUpstream?.();
     this.res.once('drain', this.onDrain);
@@ -587,6 +592,12 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       });
     }
   }
+}
+
+function flushPendingHeaders(ctx: RequestContext): void {
+  if (!ctx.headersPending) return;
+  ctx.headersPending = false;
+  if (!ctx.res.destroyed && !ctx.res.headersSent) ctx.res.flushHeaders();
 }
 
 function handleUpstreamError(ctx: RequestContext, err: Error & { code?: string }): void {
