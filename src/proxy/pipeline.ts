@@ -597,7 +597,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 function flushPendingHeaders(ctx: RequestContext): void {
   if (!ctx.headersPending) return;
   ctx.headersPending = false;
-  if (!ctx.res.destroyed && !ctx.res.headersSent) ctx.res.flushHeaders();
+  if (!ctx.res.destroyed) ctx.res.flushHeaders();
 }
 
 function handleUpstreamError(ctx: RequestContext, err: Error & { code?: string }): void {
