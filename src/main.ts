@@ -15,6 +15,7 @@ import { Instruments, type GaugeSources } from './metrics/instruments.ts';
 import { ClusterProber, type ProbeResult } from './health/prober.ts';
 import { isAvailable } from './health/outlier.ts';
 import { RequestPipeline } from './proxy/pipeline.ts';
+import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
 import { FileStateStore } from './control/state-store.ts';
@@ -27,8 +28,8 @@ export interface GatewayOptions {
   readonly clock?: Clock;
   readonly random?: () => number;
   readonly logger?: Logger;
-  /** Access-log sink; defaults to the main logger. */
-  readonly accessLogger?: Logger;
+  /** Access-log sink; defaults to lines through the main logger. */
+  readonly accessLog?: AccessLog;
   /** Watch the config file for changes (default true when configPath is set). */
   readonly watch?: boolean;
   /** Override the listen ports (tests use 0). */
@@ -86,7 +87,7 @@ export class Gateway {
       clock: this.clock,
       random: opts.random ?? Math.random,
       metrics: this.metrics,
-      accessLog: opts.accessLogger ?? this.log.child({ kind: 'access' }),
+      accessLog: opts.accessLog ?? new LoggerAccessLog(this.log.child({ kind: 'access' })),
       ready: () => !this.draining,
     });
     this.server = createServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, this.proxy.handle);
@@ -287,6 +288,23 @@ export class Gateway {
       snapshotVersion: () => self.reconciler.current?.version ?? 0,
     };
   }
+}
+
+/**
+ * The production access log: JSON lines on stdout in 64 KiB batches, flushed
+ * at least every second (call stop() at exit to write the rest).
+ */
+export function stdoutAccessLog(): { accessLog: AccessLog; stop(): void } {
+  const sink = new BufferedLineSink(process.stdout);
+  const timer = setInterval(() => sink.flush(), 1000);
+  timer.unref();
+  return {
+    accessLog: new JsonLineAccessLog(sink),
+    stop() {
+      clearInterval(timer);
+      sink.flush();
+    },
+  };
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

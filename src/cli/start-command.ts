@@ -2,7 +2,7 @@
 import { pino } from 'pino';
 import { loadConfigFile, formatIssues } from '../config/load.ts';
 import type { Logger } from '../core/log.ts';
-import { startGateway } from '../main.ts';
+import { startGateway, stdoutAccessLog } from '../main.ts';
 
 const HELP = `Usage: serve-gateway start [--config FILE] [--log-level info|debug|warn]
 
@@ -33,17 +33,12 @@ export async function runStartCommand(args: string[]): Promise<number> {
     process.stderr.write(`serve-gateway: invalid config, not starting:\n${formatIssues(result.issues)}\n`);
     return 1;
   }
-  // Operational logs are written as they happen. Access-log lines (one per
-  // request) go through a buffered destination: about 8 KiB per write syscall
-  // instead of one per line, flushed at least every second and on exit
-  // (docs/benchmarks.md measures both).
+  // Operational logs are written as they happen; access-log lines are built by
+  // hand and written to stdout in batches (src/proxy/access-log.ts).
   const dest = pino.destination({ sync: false });
   const logger = pino({ name: 'serve-gateway', level }, dest) as unknown as Logger;
-  const accessDest = pino.destination({ sync: false, minLength: 8192 });
-  const accessLogger = pino({ name: 'serve-gateway', level, base: { kind: 'access' } }, accessDest) as unknown as Logger;
-  const flusher = setInterval(() => accessDest.flush(), 1000);
-  flusher.unref();
-  const gw = await startGateway({ config: result.config, configPath, logger, accessLogger });
+  const access = stdoutAccessLog();
+  const gw = await startGateway({ config: result.config, configPath, logger, accessLog: access.accessLog });
   process.stdout.write(`serve-gateway listening on ${gw.url} (admin ${gw.adminUrl})\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -57,8 +52,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
   });
-  clearInterval(flusher);
-  accessDest.flushSync();
+  access.stop();
   dest.flushSync();
   return 0;
 }

@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 import type { Waiter } from '../admission/limiter.ts';
 import type { Clock } from '../core/clock.ts';
 import { ERRORS, type ErrorCode } from '../core/errors.ts';
-import type { Logger } from '../core/log.ts';
+import type { AccessLog } from './access-log.ts';
 import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
 import type { Instruments } from '../metrics/instruments.ts';
 import { matchRoute, routingPath } from '../routing/route-table.ts';
@@ -34,7 +34,7 @@ export interface ProxyDeps {
   readonly clock: Clock;
   readonly random: () => number;
   readonly metrics: Instruments;
-  readonly accessLog: Logger;
+  readonly accessLog: AccessLog;
   /** Is the gateway ready (first snapshot published, not draining)? */
   readonly ready: () => boolean;
 }
@@ -578,18 +578,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     const sample = this.snap?.config.accessLog.sampleRate ?? 1;
     if (flag !== '' || status >= 500 || sample >= 1 || deps.random() < sample) {
-      deps.accessLog.info({
-        req_id: this.info.requestId,
-        method: this.req.method,
-        path: this.req.url,
-        app: app?.name ?? '',
-        cluster: target?.cluster.name ?? '',
-        status,
-        flag,
-        attempts: this.attempts,
-        duration_ms: Math.round(durationMs * 100) / 100,
-        ttfb_ms: this.ttfbMs >= 0 ? Math.round(this.ttfbMs * 100) / 100 : null,
-      });
+      deps.accessLog.log(this.info.requestId, this.req.method ?? '', this.req.url ?? '', app?.name ?? '', target?.cluster.name ?? '', status, flag, this.attempts, durationMs, this.ttfbMs);
     }
   }
 }
