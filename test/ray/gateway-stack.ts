@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { validateConfig } from '../../src/config/schema.ts';
 import { startGateway } from '../../src/main.ts';
 import type { Gateway } from '../../src/main.ts';
-import type { Logger } from '../../src/core/log.ts';
+import { LogRecorder } from '../helpers/stack.ts';
 import { send } from '../conformance/http-client.ts';
 import type { HttpResult } from '../conformance/http-client.ts';
 import type { RayCluster, ServeDoc } from './ray-cluster.ts';
@@ -14,31 +14,7 @@ import { waitUntil } from './ray-cluster.ts';
 
 export const ADMIN_TOKEN = 'ray-test-token';
 
-export interface LogLine {
-  level: string;
-  obj: object;
-  msg: string | undefined;
-}
-
-class Recorder implements Logger {
-  readonly lines: LogLine[];
-  constructor(lines: LogLine[] = []) {
-    this.lines = lines;
-  }
-  info(obj: object, msg?: string) {
-    this.lines.push({ level: 'info', obj, msg });
-  }
-  warn(obj: object, msg?: string) {
-    this.lines.push({ level: 'warn', obj, msg });
-  }
-  error(obj: object, msg?: string) {
-    this.lines.push({ level: 'error', obj, msg });
-  }
-  debug() {}
-  child(): Logger {
-    return new Recorder(this.lines);
-  }
-}
+export type LogLine = LogRecorder['lines'][number];
 
 export interface GatewayStack {
   gw: Gateway;
@@ -73,7 +49,7 @@ export async function startGatewayFor(clusters: RayCluster[], serveDocs: ServeDo
     throw new Error('no files');
   });
   if (!r.ok) throw new Error(`gateway config: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
-  const logs = new Recorder();
+  const logs = new LogRecorder();
   const gw = await startGateway({ config: r.config, logger: logs, adminToken: ADMIN_TOKEN, watch: false });
   const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => { // eslint-disable-line @typescript-eslint/no-explicit-any
     const res = await send(`${gw.adminUrl}${path}`, {
