@@ -39,7 +39,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
   const logger = pino({ name: 'serve-gateway', level }, dest) as unknown as Logger;
   const access = stdoutAccessLog();
   const gw = await startGateway({ config: result.config, configPath, logger, accessLog: access.accessLog });
-  process.stdout.write(`serve-gateway listening on ${gw.url} (admin ${gw.adminUrl})\n`);
+  process.stderr.write(`serve-gateway listening on ${gw.url} (admin ${gw.adminUrl})\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGTERM', onTerm);
