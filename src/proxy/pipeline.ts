@@ -53,7 +53,6 @@ const FAILURE_CODE: Record<Exclude<UpstreamFailure, 'backpressure'>, ErrorCode> 
   timeout: 'UPSTREAM_TIMEOUT',
 };
 
-const NO_BODY = -1;
 const DC = ERRORS.DOWNSTREAM_ABORTED.flag;
 /** Flags of failures the upstream is to blame for (count against rollout gates). */
 const UPSTREAM_FLAGS = new Set<string>(Object.values(ERRORS).filter((e) => e.source === 'upstream').map((e) => e.flag));
@@ -92,7 +91,6 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   // Body: null none, Buffer buffered, the request stream when streamed.
   body: Buffer | IncomingMessage | null = null;
   bodyChunks: Buffer[] | null = null;
-  bodyBytes = 0;
   endpoint: Endpoint | null = null;
   failedEndpoint: Endpoint | null = null;
   conn: UpstreamConnection | null = null;
@@ -109,7 +107,6 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   onDrain: (() => void) | null = null;
   ttfbMs = -1;
   status = 0;
-  flag = '';
   done = false;
   clientGone = false;
 
@@ -129,7 +126,6 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     res.once('close', () => this.onClientClose());
     this.path = routingPath(req.url ?? '/');
     const snap = this.snap;
-    // Peek the sticky header name of the matched app after routing; filter once.
     if (this.path.charCodeAt(1) === 45 /* - */ && (this.path === '/-/healthz' || this.path === '/-/routes')) {
       this.systemEndpoint();
       return;
@@ -253,17 +249,13 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   readBody(): void {
     const len = this.info.contentLength;
     if (!this.info.chunked && len <= 0) {
-      this.bodyBytes = NO_BODY;
       this.pickEndpoint();
       return;
     }
     const cfg = this.snap!.config.upstream;
     if (!this.info.chunked && len <= cfg.bufferBodyBytes) {
       this.bodyChunks = [];
-      this.req.on('data', (c: Buffer) => {
-        this.bodyChunks!.push(c);
-        this.bodyBytes += c.length;
-      });
+      this.req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
       this.req.once('end', () => {
         if (this.done) return;
         const chunks = this.bodyChunks!;
