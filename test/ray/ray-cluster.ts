@@ -87,20 +87,25 @@ export function pidsUsing(needle: string): number[] {
   return out;
 }
 
-/** Pids in process group `pgid` (field 5 of /proc/PID/stat). */
-function pidsInGroup(pgid: number): number[] {
+/** Pids whose /proc/PID/stat field (0 = state, 1 = ppid, 2 = pgrp, after the command) equals `value`. */
+function pidsWhere(field: number, value: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) out.push(Number(name));
+      if (Number(fields[field]) === value) out.push(Number(name));
     } catch {
       /* exited */
     }
   }
   return out;
+}
+
+/** Pids in process group `pgid`. */
+function pidsInGroup(pgid: number): number[] {
+  return pidsWhere(2, pgid);
 }
 
 // ---------------------------------------------------------------- ports
@@ -396,18 +401,7 @@ export class RayCluster {
   }
 
   childrenOf(pid: number): number[] {
-    const out: number[] = [];
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(fields[1]) === pid) out.push(Number(name));
-      } catch {
-        /* exited */
-      }
-    }
-    return out;
+    return pidsWhere(1, pid);
   }
 
   /** Starts a killed head process again with its own command line and environment. */
