@@ -15,6 +15,7 @@ import { Instruments, type GaugeSources } from './metrics/instruments.ts';
 import { ClusterProber, type ProbeResult } from './health/prober.ts';
 import { isAvailable } from './health/outlier.ts';
 import { RequestPipeline } from './proxy/pipeline.ts';
+import { UpgradeHandler } from './proxy/upgrade.ts';
 import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
@@ -91,6 +92,7 @@ export class Gateway {
       ready: () => !this.draining,
     });
     this.server = createServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, this.proxy.handle);
+    this.server.on('upgrade', new UpgradeHandler(this.proxy.deps).handle);
   }
 
   get config(): GatewayConfig {

@@ -176,7 +176,8 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   yaml: ['config', 'sim'],
   // node:http servers: the data-plane listener (main.ts) and the simulator; proxy only for types.
   'node:http': ['main', 'sim', 'proxy'],
-  'node:net': ['main'],
+  // Raw TCP: only the upgrade splice dials Serve itself (everything else goes through undici).
+  'node:net': ['main', 'proxy/upgrade.ts'],
 };
 /** Of PACKAGE_OWNERS, importers that may only use `import type`. */
 const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {
