@@ -51,6 +51,7 @@ export class Gateway {
   readonly reconciler: Reconciler;
   readonly metrics: Instruments;
   readonly proxy: RequestPipeline;
+  readonly upgrades: UpgradeHandler;
   readonly traffic: TrafficController;
   readonly log: Logger;
   readonly clock: Clock;
@@ -92,7 +93,8 @@ export class Gateway {
       ready: () => !this.draining,
     });
     this.server = createServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, this.proxy.handle);
-    this.server.on('upgrade', new UpgradeHandler(this.proxy.deps).handle);
+    this.upgrades = new UpgradeHandler(this.proxy.deps);
+    this.server.on('upgrade', this.upgrades.handle);
   }
 
   get config(): GatewayConfig {
@@ -154,10 +156,11 @@ export class Gateway {
     let graceTimer: TimerHandle | null = null;
     const grace = new Promise<void>((resolve) => {
       graceTimer = this.clock.setTimeout(() => {
-        if (this.proxy.counters.activeRequests > 0) {
-          this.log.warn({ active: this.proxy.counters.activeRequests }, 'grace period over; closing remaining connections');
+        if (this.proxy.counters.activeRequests > 0 || this.upgrades.open > 0) {
+          this.log.warn({ active: this.proxy.counters.activeRequests, upgraded: this.upgrades.open }, 'grace period over; closing remaining connections');
         }
         this.server.closeAllConnections();
+        this.upgrades.closeAll();
         resolve();
       }, gracePeriodMs);
     });
@@ -177,6 +180,7 @@ export class Gateway {
     this.traffic.stop();
     for (const l of this.reconciler.limiters.values()) l.close();
     this.server.closeAllConnections();
+    this.upgrades.closeAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.admin?.close();
     await Promise.all([...this.reconciler.clusters.values()].map((c) => c.close()));

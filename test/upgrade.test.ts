@@ -29,6 +29,7 @@ async function gatewayFor(url: string, maxOngoing: number): Promise<Gateway> {
       state_dir: `/tmp/sg-ws-${process.pid}-${Math.random().toString(36).slice(2)}`,
       clusters: [{ name: 'blue', endpoints: [url], serve_config: `applications:\n  - {name: ws, route_prefix: /ws, import_path: a:b, deployments: [{name: D, max_ongoing_requests: ${maxOngoing}}]}\n` }],
       health: { probe_interval: '60s' },
+      shutdown: { drain_delay: '0s', grace_period: '300ms' },
     }),
     logger: new LogRecorder(),
     watch: false,
@@ -113,4 +114,19 @@ test('an upstream that cannot be reached gives 502 UF', async (t) => {
   assert.match(r.head, /^HTTP\/1\.1 502 /);
   assert.match(r.head, /\r\nx-gateway-flag: UF/);
   r.socket.destroy();
+});
+
+test('shutdown ends upgraded connections when the grace period is over', async (t) => {
+  const up = await echoUpstream();
+  const gw = await gatewayFor(up.url, 2);
+  t.after(() => up.server.close());
+  const { head, socket } = await openUpgrade(gw.url, '/ws');
+  assert.match(head, /^HTTP\/1\.1 101 /);
+  const closed = new Promise((r) => socket.once('close', r));
+  assert.equal(gw.upgrades.open, 1);
+  const t0 = performance.now();
+  await gw.shutdown(); // grace_period 300 ms: the open connection is ended when it runs out
+  assert.ok(performance.now() - t0 < 10_000, 'shutdown did not wait for the client to leave');
+  await closed;
+  assert.equal(gw.upgrades.open, 0);
 });

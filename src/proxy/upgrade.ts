@@ -25,12 +25,23 @@ const MAX_HEAD = 64 * 1024;
 
 export class UpgradeHandler {
   readonly #deps: ProxyDeps;
+  /** Close functions of live upgraded connections (node:http stops tracking upgraded sockets). */
+  readonly #live = new Set<() => void>();
   /** Bound once: the node:http 'upgrade' listener. */
   readonly handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
   constructor(deps: ProxyDeps) {
     this.#deps = deps;
     this.handle = (req, socket, head) => this.#upgrade(req, socket, head);
+  }
+
+  get open(): number {
+    return this.#live.size;
+  }
+
+  /** Ends every upgraded connection (end of a shutdown's grace period, or close()). */
+  closeAll(): void {
+    for (const close of [...this.#live]) close();
   }
 
   #upgrade(req: IncomingMessage, client: Duplex, head: Buffer): void {
@@ -86,6 +97,7 @@ export class UpgradeHandler {
     const close = (flag: string) => {
       if (done) return;
       done = true;
+      this.#live.delete(closeNow);
       limiter.release();
       endpoint.inFlight--;
       target.cluster.inFlight--;
@@ -94,6 +106,8 @@ export class UpgradeHandler {
       client.destroy();
       this.#finish(app, target, start, status === 0 ? ERRORS.DOWNSTREAM_ABORTED.status : status, flag, info.requestId, req);
     };
+    const closeNow = () => close('');
+    this.#live.add(closeNow);
     const upstream = dial(endpoint, snap.config.upstream.connectTimeoutMs);
     upstream.once('connect', () => {
       upstream.setTimeout(0);
@@ -108,6 +122,7 @@ export class UpgradeHandler {
       if (err.code !== 'ECONNRESET') recordFailure(endpoint.health, deps.clock.now(), snap.config.health);
       const code: ErrorCode = err.code === 'ECONNRESET' ? 'UPSTREAM_RESET' : 'UPSTREAM_CONNECT_FAILED';
       done = true;
+      this.#live.delete(closeNow);
       limiter.release();
       endpoint.inFlight--;
       target.cluster.inFlight--;

@@ -1,18 +1,21 @@
 // serve-gateway in front of two real Ray Serve clusters (blue, green), both
 // serving test/ray/apps/gateway-apps.yaml: routing with nested prefixes, SSE
-// streaming, admission sized from the live dashboard, and a blue→green switch
+// streaming, admission sized from the live dashboard, WebSockets (a FastAPI
+// app) straight to Serve and through the gateway, and a blue→green switch
 // under load with no failed request.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { send, sseData } from '../conformance/http-client.ts';
-import { APPS_DIR, RayCluster, rayUnavailable, startClusters } from './ray-cluster.ts';
+import { APPS_DIR, RayCluster, rayUnavailable, startClusters, waitUntil } from './ray-cluster.ts';
 import type { ServeDoc } from './ray-cluster.ts';
 import { capacityOf, runLoad, startGatewayFor, waitLive } from './gateway-stack.ts';
 import type { GatewayStack } from './gateway-stack.ts';
+import { openWs, rawUpgrade, refusedWs } from './ws-client.ts';
+import type { WsConn } from './ws-client.ts';
 
 const skip = rayUnavailable();
-const APPS = ['llm', 'llm-v2', 'slow', 'fail', 'default'];
+const APPS = ['llm', 'llm-v2', 'slow', 'fail', 'default', 'wsapp'];
 const BACKPRESSURE = /^Request dropped due to backpressure/;
 
 describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
@@ -118,6 +121,151 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
     const directShed = direct.filter((r) => r.status === 503 && BACKPRESSURE.test(r.body)).length;
     console.log(`same burst direct to Serve: ${direct.filter((r) => r.status === 200).length} ok, ${directShed} Serve backpressure 503`);
     assert.ok(directShed > 0, 'without the gateway Serve sheds the burst itself');
+  });
+
+  // ---------------------------------------------------------------- WebSockets
+  // wsapp (test/ray/apps/ws_app.py): a FastAPI ingress with a WebSocket echo,
+  // 2 replicas × max_ongoing_requests 2. Every open WebSocket is one ongoing
+  // request of its replica for Serve, and holds one gateway admission slot.
+
+  const wsLimiter = (cluster: string) => {
+    const t = stack.gw.reconciler.current!.apps.get('wsapp')!.targets.find((x) => x.cluster.name === cluster);
+    assert.ok(t, `wsapp has a ${cluster} target`);
+    return t.limiter;
+  };
+  const whoami = async (c: WsConn): Promise<{ app: string; cluster: string; replica: string; path: string }> => JSON.parse(await c.ask('whoami'));
+  const closeAll = async (conns: WsConn[]) => {
+    await Promise.all(conns.map((c) => c.close()));
+  };
+  /** Replica → number of the connections it holds. */
+  const byReplica = async (conns: WsConn[]): Promise<number[]> => {
+    const n: Record<string, number> = {};
+    for (const c of conns) {
+      const r = (await whoami(c)).replica;
+      n[r] = (n[r] ?? 0) + 1;
+    }
+    return Object.values(n).sort();
+  };
+
+  test('WebSocket straight to Serve (no gateway): FastAPI echo; Serve holds a 5th connection until a slot frees', { timeout: 60_000 }, async () => {
+    const url = `ws://127.0.0.1:${blue.servePort}/wsapp/ws/echo`;
+    const conns: WsConn[] = [];
+    let fifth: Promise<WsConn | Error> | null = null;
+    try {
+      const c = await openWs(url);
+      conns.push(c);
+      for (const m of ['hello', 'über ✓', 'x'.repeat(20_000)]) assert.equal(await c.ask(m), `echo: ${m}`);
+      const who = await whoami(c);
+      console.log(`direct WebSocket: ${JSON.stringify(who)}`);
+      assert.equal(who.app, 'wsapp');
+      assert.equal(who.cluster, 'blue');
+      assert.ok(who.path.endsWith('/ws/echo'), who.path);
+      for (let i = 0; i < 3; i++) conns.push(await openWs(url));
+      assert.deepEqual(await byReplica(conns), [2, 2], '4 connections on 2 replicas, max_ongoing_requests 2 each');
+      // A 5th connection straight to Serve: no slot on any replica.
+      let fifthAt = 0;
+      const t0 = performance.now();
+      fifth = openWs(url, 30_000).then(
+        (x) => ((fifthAt = performance.now()), x),
+        (e: unknown) => e as Error,
+      );
+      await new Promise((r) => setTimeout(r, 2000));
+      const openWhileFull = fifthAt !== 0;
+      const tClose = performance.now();
+      await conns.shift()!.close();
+      const f = await fifth;
+      fifth = null;
+      if (f instanceof Error) throw f;
+      conns.push(f);
+      console.log(`direct WebSocket: 5th connection with 4 held: open after ${Math.round(fifthAt - t0)} ms (one closed at ${Math.round(tClose - t0)} ms); open while full: ${openWhileFull}`);
+      assert.equal(await f.ask('fifth'), 'echo: fifth');
+      assert.equal(openWhileFull, false, 'Serve did not accept a 5th WebSocket while 4 held every slot');
+    } finally {
+      await closeAll(conns);
+      const f = await fifth;
+      if (f && !(f instanceof Error)) await f.close();
+    }
+  });
+
+  test('WebSocket through the gateway: echo, holds one admission slot while open, released on close', { timeout: 60_000 }, async () => {
+    const url = `${stack.url.replace(/^http/, 'ws')}/wsapp/ws/echo`;
+    assert.equal(wsLimiter('blue').inFlight, 0);
+    const c = await openWs(url);
+    try {
+      for (const m of ['hello', 'über ✓', 'x'.repeat(20_000)]) assert.equal(await c.ask(m), `echo: ${m}`);
+      const who = await whoami(c);
+      assert.equal(who.app, 'wsapp');
+      assert.equal(who.cluster, 'blue');
+      assert.ok(who.path.endsWith('/ws/echo'), who.path);
+      assert.equal(wsLimiter('blue').inFlight, 1, 'the open WebSocket holds a slot');
+      assert.equal(wsLimiter('green').inFlight, 0);
+    } finally {
+      const ev = await c.close();
+      assert.equal(ev.code, 1000, 'clean close handshake through the gateway');
+    }
+    await waitUntil('wsapp slot released', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+    // The handshake's response head as a raw client sees it.
+    const raw = await rawUpgrade(`${stack.url}/wsapp/ws/echo`);
+    assert.equal(raw.status, 101);
+    assert.equal(String(raw.headers['upgrade']).toLowerCase(), 'websocket');
+    assert.equal(raw.headers['x-serve-cluster'], 'blue');
+    assert.ok(raw.headers['sec-websocket-accept'], 'Serve (uvicorn) answered the handshake');
+    await waitUntil('wsapp slot released after the raw upgrade', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+  });
+
+  test('WebSocket through the gateway: closed by the app (code 4000), or refused by it (no such route): the slot is released', { timeout: 60_000 }, async () => {
+    const base = stack.url.replace(/^http/, 'ws');
+    const c = await openWs(`${base}/wsapp/ws/echo`);
+    assert.equal(await c.ask('one'), 'echo: one');
+    c.ws.send('close');
+    const ev = await c.closed;
+    assert.equal(ev.code, 4000, 'the close code from the app reaches the client');
+    assert.equal(ev.reason, 'bye');
+    await waitUntil('slot released after the app closed', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+    // No WebSocket route at this path: the app refuses the handshake.
+    const direct = await rawUpgrade(`${blue.serveUrl}/wsapp/ws/nope`);
+    const via = await rawUpgrade(`${stack.url}/wsapp/ws/nope`);
+    console.log(`WebSocket to a missing route: Serve ${direct.status} ${JSON.stringify(direct.body)}, through the gateway ${via.status} ${JSON.stringify(via.body)}`);
+    assert.notEqual(direct.status, 101);
+    assert.equal(via.status, direct.status, 'the refusal passes through unchanged');
+    assert.equal(via.headers['x-gateway-flag'], undefined, 'answered by Serve, not the gateway');
+    const refused = await refusedWs(`${base}/wsapp/ws/nope`);
+    assert.deepEqual([refused.opened, refused.error], [false, true]);
+    await waitUntil('slot released after the refusal', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+  });
+
+  test('WebSocket admission: max_ongoing_requests × replicas connections, then 503 QF; a slot frees on close', { timeout: 60_000 }, async () => {
+    const cap = await capacityOf(stack, 'wsapp', 'blue');
+    assert.equal(cap.replicas, 2);
+    assert.equal(cap.capacity, 4, 'max_ongoing_requests 2 × 2 replicas');
+    const url = `${stack.url.replace(/^http/, 'ws')}/wsapp/ws/echo`;
+    const conns: WsConn[] = [];
+    try {
+      for (let i = 0; i < 4; i++) conns.push(await openWs(url));
+      assert.equal(wsLimiter('blue').inFlight, 4, 'every slot held');
+      assert.deepEqual(await byReplica(conns), [2, 2], 'Serve placed them 2 per replica');
+      const refused = await refusedWs(url);
+      console.log(`gateway WebSocket: 5th connection with 4 held: ${JSON.stringify(refused)}`);
+      assert.equal(refused.opened, false, 'the 5th WebSocket never opens');
+      assert.equal(refused.error, true, 'the client sees an error event');
+      assert.equal(refused.code, 1006, 'abnormal closure: the handshake failed');
+      const raw = await rawUpgrade(`${stack.url}/wsapp/ws/echo`);
+      assert.equal(raw.status, 503, raw.body);
+      assert.equal(raw.headers['x-gateway-flag'], 'QF');
+      assert.equal(raw.headers['retry-after'], '1');
+      assert.match(raw.body, BACKPRESSURE);
+      assert.equal(wsLimiter('blue').inFlight, 4, 'refusals hold no slot');
+      for (const c of conns) assert.equal(await c.ask('still here'), 'echo: still here', 'the held connections are untouched');
+      await conns.shift()!.close();
+      await waitUntil('one slot free', 5000, async () => wsLimiter('blue').inFlight === 3, 20);
+      const again = await openWs(url);
+      conns.push(again);
+      assert.equal(await again.ask('again'), 'echo: again');
+      assert.equal(wsLimiter('blue').inFlight, 4);
+    } finally {
+      await closeAll(conns);
+    }
+    await waitUntil('every wsapp slot released', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
   });
 
   test('switch all traffic blue → green under load: no failed request', { timeout: 60_000 }, async () => {
