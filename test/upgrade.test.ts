@@ -116,7 +116,8 @@ test('an upstream that cannot be reached gives 502 UF', async (t) => {
   r.socket.destroy();
 });
 
-test('shutdown ends upgraded connections when the grace period is over', async (t) => {
+// Without the fix shutdown never resolves: the test's own timeout turns that into a failure.
+test('shutdown ends upgraded connections when the grace period is over', { timeout: 15_000 }, async (t) => {
   const up = await echoUpstream();
   const gw = await gatewayFor(up.url, 2);
   t.after(() => up.server.close());
@@ -124,9 +125,7 @@ test('shutdown ends upgraded connections when the grace period is over', async (
   assert.match(head, /^HTTP\/1\.1 101 /);
   const closed = new Promise((r) => socket.once('close', r));
   assert.equal(gw.upgrades.open, 1);
-  const t0 = performance.now();
   await gw.shutdown(); // grace_period 300 ms: the open connection is ended when it runs out
-  assert.ok(performance.now() - t0 < 10_000, 'shutdown did not wait for the client to leave');
   await closed;
   assert.equal(gw.upgrades.open, 0);
 });

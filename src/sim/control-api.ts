@@ -1,9 +1,8 @@
 // The sim's control API (fault switches and stats), JSON in and out, errors
 // as {"error": {"code", "message"}}. docs/simulator.md lists the routes.
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostPort } from '../config/types.ts';
-import { boundAddress, closeServer, formatHostPort, listen } from './serve-proxy.ts';
+import { SimServer } from './sim-server.ts';
 import { SimError } from './sim-cluster.ts';
 import type { ClusterStats, SimCluster } from './sim-cluster.ts';
 
@@ -16,38 +15,19 @@ export interface ControlTarget {
 
 const MAX_BODY = 64 * 1024;
 
-export class ControlApi {
+export class ControlApi extends SimServer {
   readonly target: ControlTarget;
-  address: HostPort;
-  #server: Server | null = null;
 
   constructor(target: ControlTarget, address: HostPort) {
+    super(address);
     this.target = target;
-    this.address = address;
   }
 
-  get url(): string {
-    return `http://${formatHostPort(this.address)}`;
-  }
-
-  async start(): Promise<void> {
-    if (this.#server) return;
-    const server = createServer((req, res) => {
-      this.#handle(req, res).catch((err: unknown) => {
-        if (err instanceof SimError) sendJson(res, err.status, { error: { code: codeFor(err.status), message: err.message } });
-        else sendJson(res, 500, { error: { code: 'internal', message: (err as Error).message } });
-      });
+  protected serve(req: IncomingMessage, res: ServerResponse): void {
+    this.#handle(req, res).catch((err: unknown) => {
+      if (err instanceof SimError) sendJson(res, err.status, { error: { code: codeFor(err.status), message: err.message } });
+      else sendJson(res, 500, { error: { code: 'internal', message: (err as Error).message } });
     });
-    await listen(server, this.address);
-    this.address = boundAddress(server, this.address);
-    this.#server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.#server;
-    if (!server) return;
-    this.#server = null;
-    await closeServer(server);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

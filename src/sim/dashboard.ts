@@ -4,12 +4,11 @@
 // Deployments come from the cluster's serve_config; the ingress deployment's
 // replicas are the live ones (they follow scale and drain).
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostPort, ServeAppStatus } from '../config/types.ts';
 import type { AppRuntime, Replica } from './app-runtime.ts';
 import { isObject } from './sim-config.ts';
-import { boundAddress, closeServer, formatHostPort, listen } from './serve-proxy.ts';
+import { SimServer } from './sim-server.ts';
 import type { SimProxy } from './serve-proxy.ts';
 
 /** What the dashboard reads from its cluster. */
@@ -24,40 +23,15 @@ export interface DashboardSource {
 
 export const SERVE_APPLICATIONS_PATH = '/api/serve/applications/';
 
-export class SimDashboard {
+export class SimDashboard extends SimServer {
   readonly source: DashboardSource;
-  address: HostPort;
-  #server: Server | null = null;
 
   constructor(source: DashboardSource, address: HostPort) {
+    super(address);
     this.source = source;
-    this.address = address;
   }
 
-  get up(): boolean {
-    return this.#server !== null;
-  }
-
-  get url(): string {
-    return `http://${formatHostPort(this.address)}`;
-  }
-
-  async start(): Promise<void> {
-    if (this.#server) return;
-    const server = createServer((req, res) => this.#handle(req, res));
-    await listen(server, this.address);
-    this.address = boundAddress(server, this.address);
-    this.#server = server;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.#server;
-    if (!server) return;
-    this.#server = null;
-    await closeServer(server);
-  }
-
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected serve(req: IncomingMessage, res: ServerResponse): void {
     req.resume();
     const url = req.url ?? '/';
     const q = url.indexOf('?');

@@ -3,11 +3,12 @@
 // and codes (serve.md §1.4–1.7, §2, §3), and the generic app behaviour that
 // stands in for user code (docs/simulator.md). Nothing is logged per request.
 import { randomUUID } from 'node:crypto';
-import { createServer, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { HostPort } from '../config/types.ts';
 import type { AppRuntime, Replica, Waiter } from './app-runtime.ts';
 import { ProxyRouter } from './proxy-router.ts';
+import { formatHostPort, SimServer } from './sim-server.ts';
 
 /** What a proxy needs from its cluster. */
 export interface ProxyHost {
@@ -33,55 +34,30 @@ export interface ProxyCounters {
 const TEXT = 'text/plain; charset=utf-8';
 const SSE = 'text/event-stream; charset=utf-8';
 export const KEEP_ALIVE_TIMEOUT_MS = 90_000;
-export const LISTEN_BACKLOG = 4096;
 /** JSON bodies up to this size are parsed to look for `"stream": true`. */
 const MAX_PARSED_BODY = 64 * 1024;
 
-export class SimProxy {
+export class SimProxy extends SimServer {
   readonly index: number;
   readonly host: ProxyHost;
-  /** Listen address; the port is the real one once started. */
-  address: HostPort;
   draining = false;
   counters: ProxyCounters = { requests: 0, cancelled: 0, responses: {} };
   readonly routers = new Map<string, ProxyRouter>();
-  #server: Server | null = null;
 
   constructor(host: ProxyHost, index: number, address: HostPort) {
+    super(address);
     this.host = host;
     this.index = index;
-    this.address = address;
     for (const [name, rt] of host.runtimes) this.routers.set(name, new ProxyRouter(rt));
-  }
-
-  get up(): boolean {
-    return this.#server !== null;
   }
 
   get label(): string {
     return formatHostPort(this.address);
   }
 
-  get url(): string {
-    return `http://${formatHostPort(this.address)}`;
-  }
-
-  async start(): Promise<void> {
-    if (this.#server) return;
-    const server = createServer((req, res) => this.#handle(req, res));
+  protected override configure(server: Server): void {
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.requestTimeout = 0; // Serve sets no request body limit or deadline of its own
-    await listen(server, this.address);
-    this.address = boundAddress(server, this.address);
-    this.#server = server;
-  }
-
-  /** Stops listening and destroys every open connection (a killed node). */
-  async stop(): Promise<void> {
-    const server = this.#server;
-    if (!server) return;
-    this.#server = null;
-    await closeServer(server);
   }
 
   /** Serve's ProxyRouter.ready_for_traffic, in Serve's order; null = healthy. */
@@ -102,7 +78,7 @@ export class SimProxy {
     this.counters = { requests: 0, cancelled: 0, responses: {} };
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
+  protected serve(req: IncomingMessage, res: ServerResponse): void {
     const given = req.headers['x-request-id'];
     const rid = typeof given === 'string' && given !== '' ? given : randomUUID();
     res.setHeader('server', 'uvicorn');
@@ -412,29 +388,3 @@ function decodePath(p: string): string {
   }
 }
 
-export function formatHostPort(a: HostPort): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
-
-export function listen(server: Server, a: HostPort): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen({ host: a.host, port: a.port, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-export function boundAddress(server: Server, a: HostPort): HostPort {
-  const addr = server.address();
-  return addr !== null && typeof addr === 'object' ? { host: a.host, port: addr.port } : a;
-}
-
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
