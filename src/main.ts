@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.ts';
 import type { Logger } from './core/log.ts';
 import type { GatewayConfig } from './config/types.ts';
-import { loadConfigFile, formatIssues } from './config/load.ts';
+import { loadConfigFile, formatIssues, restartRequiredIssues } from './config/load.ts';
 import { DashboardPoller, type DashboardState } from './config/dashboard.ts';
 import { watchConfigFile } from './config/file-watch.ts';
 import { Reconciler } from './control/reconciler.ts';
@@ -92,7 +92,14 @@ export class Gateway {
       accessLog: opts.accessLog ?? new LoggerAccessLog(this.log.child({ kind: 'access' })),
       ready: () => !this.draining,
     });
-    this.server = createServer({ keepAliveTimeout: 75_000, requestTimeout: 0, headersTimeout: 60_000 }, this.proxy.handle);
+    // Client-side limits (server.*, docs/security.md); node:http checks the
+    // header and request timeouts every connectionsCheckingInterval.
+    this.server = createServer({ connectionsCheckingInterval: 1000, requireHostHeader: true }, this.proxy.handle);
+    applyServerLimits(this.server, config);
+    this.server.on('checkContinue', this.proxy.handle);
+    this.server.on('clientError', (err: Error & { code?: string }, socket) => this.proxy.clientError(err, socket));
+    this.server.on('connect', (req, socket) => this.proxy.refuseConnect(req, socket));
+    this.server.on('drop', () => this.metrics.connectionsDropped.inc());
     this.upgrades = new UpgradeHandler(this.proxy.deps);
     this.server.on('upgrade', this.upgrades.handle);
   }
@@ -130,13 +137,16 @@ export class Gateway {
       return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error: 'gateway was started without a config file' });
     }
     const result = await loadConfigFile(path);
-    if (!result.ok) {
-      const error = formatIssues(result.issues);
+    // Listeners, state_dir and the admin token are set up at start: a change to them is refused too.
+    const issues = result.ok ? restartRequiredIssues(this.config, result.config, path) : result.issues;
+    if (!result.ok || issues.length > 0) {
+      const error = formatIssues(issues);
       this.metrics.configReloads.labels('failure').inc();
-      this.log.error({ reason, issues: result.issues }, 'config reload refused; keeping the running config');
+      this.log.error({ reason, issues }, 'config reload refused; keeping the running config');
       return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error });
     }
     this.reconciler.setConfig(result.config);
+    applyServerLimits(this.server, result.config);
     this.traffic.onConfigChanged();
     this.#syncPollersAndProbers();
     this.metrics.configReloads.labels('success').inc();
@@ -311,6 +321,15 @@ export function stdoutAccessLog(): { accessLog: AccessLog; stop(): void } {
       sink.flush();
     },
   };
+}
+
+/** server.* onto the node:http server (also on reload: these are live settings). */
+function applyServerLimits(server: Server, config: GatewayConfig): void {
+  const s = config.server;
+  server.maxConnections = s.maxConnections;
+  server.headersTimeout = s.requestHeaderTimeoutMs;
+  server.requestTimeout = s.requestTimeoutMs;
+  server.keepAliveTimeout = s.idleTimeoutMs;
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

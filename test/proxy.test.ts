@@ -209,7 +209,7 @@ function rawConfig(endpoints: string[], extra: Record<string, unknown> = {}) {
     admin: { listen: '127.0.0.1:0' },
     state_dir: `/tmp/sg-raw-${process.pid}-${Math.random().toString(36).slice(2)}`,
     clusters: [{ name: 'blue', endpoints, serve_config: 'applications:\n  - {name: app, route_prefix: /, import_path: a:b, deployments: [{name: D, max_ongoing_requests: 100}]}\n' }],
-    health: { probe_interval: '60s' },
+    health: { probe_interval: '60s', probe_timeout: '10s' },
     ...extra,
   });
 }
@@ -247,11 +247,12 @@ test('headers: hop-by-hop stripped both ways, x-forwarded-* set, body streamed',
   assert.equal(r.headers['x-request-id'], seen.headers['x-request-id']);
 });
 
-test('a reused connection that the upstream closed is retried, never failed', async (t) => {
+test('a reused connection that the upstream closed is retried for an idempotent request without a body', async (t) => {
   // Every second request on a connection finds the socket closed under it, as
   // when Serve's keep-alive timer fires just as the gateway reuses the socket.
   const perSocket = new WeakMap<object, number>();
   const up = await rawUpstream((req, res) => {
+    if (req.url === '/-/healthz') return void res.end('success');
     const k = (perSocket.get(req.socket) ?? 0) + 1;
     perSocket.set(req.socket, k);
     if (k === 2) {
@@ -267,12 +268,41 @@ test('a reused connection that the upstream closed is retried, never failed', as
     up.server.close();
   });
   for (let i = 0; i < 6; i++) {
-    const r = await send(`${gw.url}/x`, { method: 'POST', body: 'payload' });
-    assert.equal(r.status, 200, `request ${i}`);
+    const r = await send(`${gw.url}/x`);
+    assert.equal(r.status, 200, `request ${i}: ${r.headers['x-gateway-flag']} ${r.body}`);
     assert.equal(r.body, 'ok');
   }
   const metrics = await gw.metrics.registry.getSingleMetricAsString('serve_gateway_retries_total');
   assert.match(metrics, /reason="stale_connection"\} [1-9]/);
+});
+
+test('a POST whose reused connection was reset after it was written is never sent again (SPEC §5)', async (t) => {
+  // The upstream reads the whole request, then resets: it may have run, so a
+  // retry could execute it twice. The client gets 502 UR; Serve saw it once.
+  const perSocket = new WeakMap<object, number>();
+  const seen = new Map<string, number>();
+  const up = await rawUpstream((req, res) => {
+    if (req.url === '/-/healthz') return void res.end('success');
+    const k = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, k);
+    const id = String(req.headers['x-request-id']);
+    seen.set(id, (seen.get(id) ?? 0) + 1);
+    req.resume();
+    req.on('end', () => (k === 2 ? req.socket.destroy() : res.end('ok')));
+  });
+  const gw = await startGateway({ config: rawConfig([up.url]), logger: new LogRecorder(), watch: false, adminToken: null });
+  t.after(async () => {
+    await gw.close();
+    up.server.close();
+  });
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const r = await send(`${gw.url}/x`, { method: 'POST', body: 'payload', headers: { 'x-request-id': `post-${i}` } });
+    statuses.push(r.status);
+    if (r.status !== 200) assert.equal(r.headers['x-gateway-flag'], 'UR');
+  }
+  assert.ok(statuses.includes(502), `one POST met the reset: ${statuses.join(',')}`);
+  for (const [id, n] of seen) assert.equal(n, 1, `${id} reached the upstream ${n} times`);
 });
 
 test("Serve's backpressure 503 is retried on another endpoint (the request never ran)", async (t) => {

@@ -28,7 +28,7 @@ async function gatewayFor(url: string, maxOngoing: number): Promise<Gateway> {
       admin: { listen: '127.0.0.1:0' },
       state_dir: `/tmp/sg-ws-${process.pid}-${Math.random().toString(36).slice(2)}`,
       clusters: [{ name: 'blue', endpoints: [url], serve_config: `applications:\n  - {name: ws, route_prefix: /ws, import_path: a:b, deployments: [{name: D, max_ongoing_requests: ${maxOngoing}}]}\n` }],
-      health: { probe_interval: '60s' },
+      health: { probe_interval: '60s', probe_timeout: '10s' },
       shutdown: { drain_delay: '0s', grace_period: '300ms' },
     }),
     logger: new LogRecorder(),

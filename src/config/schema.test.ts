@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { DEFAULT_ROLLOUT, parseDuration, parseHostPort, parseOrigin, validateConfig } from './schema.ts';
+import { DEFAULT_ROLLOUT, defaultMaxConnections, parseDuration, parseHostPort, parseOrigin, validateConfig } from './schema.ts';
 import type { ConfigIssue, GatewayConfig } from './types.ts';
 
 const SERVE_YAML = `
@@ -71,8 +71,8 @@ describe('validateConfig', () => {
     assert.deepEqual(c.admission, { queueSize: 100, queueTimeoutMs: 30_000, gatewayReplicas: 1 });
     assert.deepEqual(c.upstream, {
       connectTimeoutMs: 5_000,
-      headersTimeoutMs: 0,
-      bodyTimeoutMs: 0,
+      headersTimeoutMs: 300_000,
+      bodyTimeoutMs: 300_000,
       idleTimeoutMs: 4_000,
       maxConnectionsPerEndpoint: 0,
       bufferBodyBytes: 65_536,
@@ -89,6 +89,30 @@ describe('validateConfig', () => {
     assert.equal(c.serveClusterHeader, true);
     assert.equal(c.dashboardPollMs, 2_000);
     assert.deepEqual(c.shutdown, { drainDelayMs: 1_000, gracePeriodMs: 30_000 });
+    assert.deepEqual(c.server, {
+      maxConnections: defaultMaxConnections(),
+      requestHeaderTimeoutMs: 10_000,
+      requestTimeoutMs: 60_000,
+      idleTimeoutMs: 75_000,
+      writeTimeoutMs: 60_000,
+    });
+  });
+
+  it('server: limits toward clients, refused with the key path when out of range', () => {
+    const c = ok({ ...minimal, server: { max_connections: 100, request_header_timeout: '5s', request_timeout: 0, idle_timeout: '30s', write_timeout: '10s' } });
+    assert.deepEqual(c.server, { maxConnections: 100, requestHeaderTimeoutMs: 5_000, requestTimeoutMs: 0, idleTimeoutMs: 30_000, writeTimeoutMs: 10_000 });
+    const issues = bad({ ...minimal, server: { max_connections: 0, request_header_timeout: 0, idle_timeout: '2h', write_tmeout: '1s' } });
+    const paths = issues.map((i) => i.path);
+    for (const p of ['server.max_connections', 'server.request_header_timeout', 'server.idle_timeout', 'server.write_tmeout']) assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
+    const order = bad({ ...minimal, server: { request_header_timeout: '30s', request_timeout: '10s' } });
+    assert.match(order[0]!.message, /must not exceed server.request_timeout/);
+  });
+
+  it('max_connections default: half the descriptors left after a reserve, within 64..16384', () => {
+    assert.equal(defaultMaxConnections('Max open files            1024                 1048576              files\n'), 384);
+    assert.equal(defaultMaxConnections('Max open files            1048576              1048576              files\n'), 16_384);
+    assert.equal(defaultMaxConnections('Max open files            200                  200                  files\n'), 64);
+    assert.equal(defaultMaxConnections(null), 4096);
   });
 
   it('normalises a full config', () => {

@@ -2,6 +2,7 @@
 // GatewayConfig of types.ts. The whole document is checked and every problem
 // is reported with the file and key path; unknown keys are errors so that a
 // typo never passes silently. docs/configuration.md lists every key.
+import { readFileSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseServeConfig } from './serve-config.ts';
 import type {
@@ -16,6 +17,7 @@ import type {
   HostPort,
   RetryConfig,
   RolloutPolicy,
+  ServerConfig,
   StickyConfig,
   UpstreamConfig,
 } from './types.ts';
@@ -32,6 +34,9 @@ export const DEFAULT_ROLLOUT: RolloutPolicy = {
   onFailure: 'rollback',
 };
 
+/** Upper bounds of a rollout policy; control/rollout.ts has the same numbers for the admin API. */
+export const ROLLOUT_LIMITS = { maxIntervalMs: 86_400_000, maxLatencyMs: 3_600_000, maxMinRequests: 1_000_000 } as const;
+
 export const DEFAULT_APP_POLICY: AppPolicy = {
   weights: null,
   sticky: null,
@@ -44,8 +49,11 @@ export const DEFAULT_ADMISSION: AdmissionConfig = { queueSize: 100, queueTimeout
 
 export const DEFAULT_UPSTREAM: UpstreamConfig = {
   connectTimeoutMs: 5_000,
-  headersTimeoutMs: 0,
-  bodyTimeoutMs: 0,
+  // Long enough for a non-streamed LLM answer (headers come when generation is
+  // done) and for long gaps in a stream; short enough that a hung replica
+  // cannot hold an admission slot forever. Idle gaps, never a total limit.
+  headersTimeoutMs: 300_000,
+  bodyTimeoutMs: 300_000,
   idleTimeoutMs: 4_000,
   maxConnectionsPerEndpoint: 0,
   bufferBodyBytes: 65_536,
@@ -60,6 +68,35 @@ export const DEFAULT_HEALTH: HealthConfig = {
 };
 
 export const DEFAULT_RETRY: RetryConfig = { maxAttempts: 3, budgetRatio: 0.2, minRetryConcurrency: 3 };
+
+export const DEFAULT_SERVER: ServerConfig = {
+  maxConnections: defaultMaxConnections(),
+  requestHeaderTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 75_000,
+  writeTimeoutMs: 60_000,
+};
+
+/**
+ * Default `server.max_connections`: half the file descriptors left after a
+ * reserve of 256 for the admin listener, upstream probes and files (each
+ * client connection needs up to one upstream socket too), at most 16384.
+ * Reads the soft RLIMIT_NOFILE from /proc (Linux); 4096 elsewhere.
+ */
+export function defaultMaxConnections(limitsText: string | null = readProcLimits()): number {
+  const m = limitsText === null ? null : /^Max open files\s+(\d+|unlimited)/m.exec(limitsText);
+  if (m === null) return 4096;
+  const soft = m[1] === 'unlimited' ? Infinity : Number(m[1]);
+  return Math.max(64, Math.min(16_384, Math.floor((soft - 256) / 2)));
+}
+
+function readProcLimits(): string | null {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return null;
+  }
+}
 
 export const DEFAULT_ACCESS_LOG: AccessLogConfig = { sampleRate: 1 };
 
@@ -81,6 +118,7 @@ const TOP_KEYS = [
   'headers',
   'dashboard_poll_interval',
   'shutdown',
+  'server',
 ] as const;
 
 /**
@@ -171,6 +209,10 @@ export function validateConfig(
     drainDelayMs: v.duration(sdRaw['drain_delay'], 'shutdown.drain_delay', 1_000),
     gracePeriodMs: v.duration(sdRaw['grace_period'], 'shutdown.grace_period', 30_000),
   };
+  const server = parseServer(
+    v,
+    v.section(doc, 'server', ['max_connections', 'request_header_timeout', 'request_timeout', 'idle_timeout', 'write_timeout']),
+  );
 
   // Cluster names first: applications refer to them, and serve_config parsing
   // needs the ingress overrides from applications.
@@ -200,6 +242,7 @@ export function validateConfig(
     serveClusterHeader,
     dashboardPollMs,
     shutdown,
+    server,
   };
   return { ok: true, config };
 }
@@ -383,6 +426,24 @@ function parseUpstream(v: Checker, raw: Record<string, unknown>): UpstreamConfig
     ),
     bufferBodyBytes: v.int(raw['buffer_body_bytes'], 'upstream.buffer_body_bytes', d.bufferBodyBytes, 0),
   };
+}
+
+function parseServer(v: Checker, raw: Record<string, unknown>): ServerConfig {
+  const d = DEFAULT_SERVER;
+  const server: ServerConfig = {
+    maxConnections: v.int(raw['max_connections'], 'server.max_connections', d.maxConnections, 1),
+    requestHeaderTimeoutMs: v.duration(raw['request_header_timeout'], 'server.request_header_timeout', d.requestHeaderTimeoutMs, {
+      positive: true,
+      max: 600_000,
+    }),
+    requestTimeoutMs: v.duration(raw['request_timeout'], 'server.request_timeout', d.requestTimeoutMs, { max: 3_600_000 }),
+    idleTimeoutMs: v.duration(raw['idle_timeout'], 'server.idle_timeout', d.idleTimeoutMs, { positive: true, max: 3_600_000 }),
+    writeTimeoutMs: v.duration(raw['write_timeout'], 'server.write_timeout', d.writeTimeoutMs, { max: 3_600_000 }),
+  };
+  if (server.requestTimeoutMs > 0 && server.requestHeaderTimeoutMs > server.requestTimeoutMs) {
+    v.issue('server.request_header_timeout', `must not exceed server.request_timeout (${server.requestTimeoutMs / 1000}s); the headers are part of the request`);
+  }
+  return server;
 }
 
 function parseHealth(v: Checker, raw: Record<string, unknown>): HealthConfig {
@@ -709,17 +770,26 @@ function parseRollout(v: Checker, raw: Record<string, unknown>, at: string): Non
       if (ok) r.steps = s as number[];
     }
   }
-  const dur = (key: string, field: 'intervalMs' | 'maxP99LatencyMs') => {
-    if (!has(key)) return;
+  // Bounded (ROLLOUT_LIMITS): an interval of 11,400 years is a typo, not a policy.
+  const bounded = (key: string, max: number): number => {
     const ms = v.duration(raw[key], `${at}.${key}`, -1, { positive: true });
+    if (ms > max) {
+      v.issue(`${at}.${key}`, `must be at most ${max / 3_600_000}h (got ${show(raw[key])})`);
+      return -1;
+    }
+    return ms;
+  };
+  const dur = (key: string, field: 'intervalMs' | 'maxP99LatencyMs', max: number) => {
+    if (!has(key)) return;
+    const ms = bounded(key, max);
     if (ms > 0) r[field] = ms;
   };
-  dur('interval', 'intervalMs');
-  dur('max_p99_latency', 'maxP99LatencyMs');
+  dur('interval', 'intervalMs', ROLLOUT_LIMITS.maxIntervalMs);
+  dur('max_p99_latency', 'maxP99LatencyMs', ROLLOUT_LIMITS.maxLatencyMs);
   if ('max_ttfb_p99' in raw) {
     if (raw['max_ttfb_p99'] === null) r.maxTtfbP99Ms = null;
     else {
-      const ms = v.duration(raw['max_ttfb_p99'], `${at}.max_ttfb_p99`, -1, { positive: true });
+      const ms = bounded('max_ttfb_p99', ROLLOUT_LIMITS.maxLatencyMs);
       if (ms > 0) r.maxTtfbP99Ms = ms;
     }
   }
@@ -728,7 +798,7 @@ function parseRollout(v: Checker, raw: Record<string, unknown>, at: string): Non
     if (n >= 0) r.maxErrorRate = n;
   }
   if (has('min_requests')) {
-    const n = v.int(raw['min_requests'], `${at}.min_requests`, -1, 0);
+    const n = v.int(raw['min_requests'], `${at}.min_requests`, -1, 0, ROLLOUT_LIMITS.maxMinRequests);
     if (n >= 0) r.minRequests = n;
   }
   if (has('on_failure')) {

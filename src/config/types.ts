@@ -136,6 +136,21 @@ export interface GatewayConfig {
   readonly serveClusterHeader: boolean;
   readonly dashboardPollMs: number;
   readonly shutdown: { readonly drainDelayMs: number; readonly gracePeriodMs: number };
+  readonly server: ServerConfig;
+}
+
+/** The data-plane listener's limits toward clients (docs/security.md). 0 = off where allowed. */
+export interface ServerConfig {
+  /** Open client connections accepted at once; further ones are closed on accept. */
+  readonly maxConnections: number;
+  /** Time to receive the request line and headers. */
+  readonly requestHeaderTimeoutMs: number;
+  /** Time to receive the whole request (headers and body) from its first byte; 0 = none. */
+  readonly requestTimeoutMs: number;
+  /** Keep-alive: an idle client connection is closed after this. */
+  readonly idleTimeoutMs: number;
+  /** A response write the client leaves undrained this long closes the connection; 0 = none. */
+  readonly writeTimeoutMs: number;
 }
 
 /** One validation problem, reported with the file and YAML key path. */

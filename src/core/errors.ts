@@ -21,6 +21,9 @@ export const ERRORS = {
   UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', flag: 'UT', retryable: false, summary: 'endpoint did not send response headers in time' },
   UPSTREAM_RESET: { status: 502, source: 'upstream', flag: 'UR', retryable: false, summary: 'endpoint reset or closed the connection' },
   RETRY_LIMIT: { status: 503, source: 'upstream', flag: 'URX', retryable: false, summary: 'every allowed attempt failed before reaching the application' },
+  BAD_REQUEST: { status: 400, source: 'downstream', flag: 'BR', retryable: false, summary: 'malformed request refused by the gateway (framing, duplicate Host, request target, a header that cannot be forwarded)' },
+  METHOD_NOT_ALLOWED: { status: 405, source: 'downstream', flag: 'MA', retryable: false, summary: 'CONNECT (and other methods the gateway never forwards)' },
+  DOWNSTREAM_TIMEOUT: { status: 408, source: 'downstream', flag: 'DT', retryable: false, summary: 'client did not send its request in time, or did not read the response within server.write_timeout' },
   DOWNSTREAM_ABORTED: { status: 499, source: 'downstream', flag: 'DC', retryable: false, summary: 'client disconnected before the response completed (logged only)' },
 } as const satisfies Record<string, ErrorSpec>;
 

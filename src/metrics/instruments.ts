@@ -28,6 +28,7 @@ export class Instruments {
   readonly configReloads: Counter<'result'>;
   readonly rolloutSteps: Counter<'app' | 'cluster'>;
   readonly rolloutOutcomes: Counter<'app' | 'outcome'>;
+  readonly connectionsDropped: Counter;
   #handles = new Map<string, AppClusterHandles>();
 
   constructor(sources: GaugeSources, opts: { defaultMetrics?: boolean } = {}) {
@@ -86,6 +87,11 @@ export class Instruments {
       name: 'serve_gateway_rollout_outcomes_total',
       help: 'Finished rollouts by outcome (succeeded, rolled_back, paused_on_failure, promoted, aborted).',
       labelNames: ['app', 'outcome'],
+      registers,
+    });
+    this.connectionsDropped = new Counter({
+      name: 'serve_gateway_connections_dropped_total',
+      help: 'Client connections closed on accept because server.max_connections were open.',
       registers,
     });
     gauge3(registers, 'serve_gateway_in_flight', 'Requests admitted and not yet finished.', ['app', 'cluster'], () => sources.inFlight());

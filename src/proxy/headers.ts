@@ -25,6 +25,10 @@ export interface RequestHeaderInfo {
   forwardedHost: string;
   host: string;
   connectionTokens: string | null;
+  /** `Expect: 100-continue` was sent (the header itself is not forwarded). */
+  expectContinue: boolean;
+  /** Why the request must be refused with 400 (more than one Host, an unsupported Expect), or ''. */
+  invalid: string;
 }
 
 export function newRequestHeaderInfo(): RequestHeaderInfo {
@@ -39,6 +43,8 @@ export function newRequestHeaderInfo(): RequestHeaderInfo {
     forwardedHost: '',
     host: '',
     connectionTokens: null,
+    expectContinue: false,
+    invalid: '',
   };
 }
 
@@ -75,8 +81,15 @@ export function filterRequestHeaders(raw: readonly string[], out: string[], info
         info.contentLength = Number(value);
         break;
       case 'host':
+        // RFC 9112 §3.2: more than one Host is a 400; proxies must not pick one.
+        if (info.host !== '' || i > 0 && hasHostBefore(raw, i)) info.invalid = 'more than one Host header';
         info.host = value;
         break;
+      case 'expect':
+        // Answered by the gateway (100 Continue once it will read the body), never forwarded.
+        if (value.toLowerCase() === '100-continue') info.expectContinue = true;
+        else info.invalid = `unsupported Expect: ${value.slice(0, 64)}`;
+        continue;
       case 'cookie':
         info.cookie = info.cookie === null ? value : `${info.cookie}; ${value}`;
         break;
@@ -87,6 +100,11 @@ export function filterRequestHeaders(raw: readonly string[], out: string[], info
     out.push(name, value);
   }
   if (info.connectionTokens !== null) removeConnectionListed(out, info.connectionTokens);
+}
+
+function hasHostBefore(raw: readonly string[], end: number): boolean {
+  for (let i = 0; i < end; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') return true;
+  return false;
 }
 
 export function appendForwardingHeaders(out: string[], info: RequestHeaderInfo, remoteAddress: string, proto: string): void {

@@ -1,15 +1,18 @@
 // The request lifecycle as a fixed list of named phases (docs/architecture.md):
-//   receive → route → pickCluster → admit → readBody → pickEndpoint → forward
+//   receive → route → pickCluster → readBody → admit → pickEndpoint → forward
 //   → (onUpstreamError → retry | respond) → finish
+// A buffered body is read before admission, so a client that is slow to send
+// it holds no admission slot (docs/security.md); a streamed body is read after.
 // One RequestContext per request holds every per-request field (fixed shape)
 // and is itself the undici dispatch handler and the admission waiter, so the
 // hot path creates no promises and only two small closures (the client-close
 // listener, and the body reader for buffered bodies). `finish` runs exactly once.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import type { Waiter } from '../admission/limiter.ts';
-import type { Clock } from '../core/clock.ts';
+import type { Clock, TimerHandle } from '../core/clock.ts';
 import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AccessLog } from './access-log.ts';
 import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
@@ -54,6 +57,12 @@ const FAILURE_CODE: Record<Exclude<UpstreamFailure, 'backpressure'>, ErrorCode> 
 };
 
 const DC = ERRORS.DOWNSTREAM_ABORTED.flag;
+/** undici refused to send the request as given: the client's fault, never the cluster's. */
+const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
+/** Methods whose request may be sent again after it reached Serve (RFC 9110 §9.2.2), when bodiless. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** The RequestContext of a ServerResponse, for the server's clientError handler. */
+const CTX = Symbol('serve-gateway.ctx');
 /** Flags of failures the upstream is to blame for (count against rollout gates). */
 const UPSTREAM_FLAGS = new Set<string>(Object.values(ERRORS).filter((e) => e.source === 'upstream').map((e) => e.flag));
 
@@ -70,6 +79,49 @@ export class RequestPipeline {
       const ctx = new RequestContext(this, req, res, snap);
       ctx.receive();
     };
+  }
+
+  /**
+   * node:http's 'clientError': a request that could not be parsed (400, 431 for
+   * an oversized header block) or that timed out (server.request_header_timeout,
+   * server.request_timeout: 408). Answered locally when nothing was sent yet on
+   * the connection, then the connection is closed. A request already in
+   * progress on it ends with that outcome and is never counted against a cluster.
+   */
+  /** CONNECT: the gateway is not a forward proxy. 405 with Allow, then close. */
+  refuseConnect(req: IncomingMessage, socket: Duplex): void {
+    const text = 'CONNECT is not supported by this gateway.';
+    const spec = ERRORS.METHOD_NOT_ALLOWED;
+    socket.on('error', () => {});
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+        `content-length: ${text.length}\r\nx-gateway-flag: ${spec.flag}\r\nconnection: close\r\n\r\n${text}`,
+    );
+    this.deps.metrics.handles('', '').countRequest(405, spec.flag);
+    this.deps.accessLog.log('', 'CONNECT', req.url ?? '', '', '', 405, spec.flag, 0, 0, -1);
+  }
+
+  clientError(err: Error & { code?: string }, socket: Duplex): void {
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const code: ErrorCode = timeout ? 'DOWNSTREAM_TIMEOUT' : 'BAD_REQUEST';
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : ERRORS[code].status;
+    const res = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+    const ctx = res === undefined ? undefined : (res as ServerResponse & { [CTX]?: RequestContext })[CTX];
+    if (ctx !== undefined && !ctx.done) {
+      ctx.downstreamFault(code, status, timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`);
+      return;
+    }
+    if (socket.writable && (res === undefined || !res.headersSent)) {
+      const text = timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`;
+      socket.write(
+        `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+          `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nx-gateway-flag: ${ERRORS[code].flag}\r\nconnection: close\r\n\r\n${text}`,
+      );
+    }
+    socket.destroy();
+    const deps = this.deps;
+    deps.metrics.handles('', '').countRequest(status, ERRORS[code].flag);
+    deps.accessLog.log('', '', '', '', '', status, ERRORS[code].flag, 0, 0, -1);
   }
 }
 
@@ -109,6 +161,10 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   status = 0;
   done = false;
   clientGone = false;
+  /** A client fault that ends this request (BAD_REQUEST, DOWNSTREAM_TIMEOUT), or null. */
+  fault: ErrorCode | null = null;
+  faultStatus = 0;
+  writeTimer: TimerHandle | null = null;
 
   constructor(proxy: RequestPipeline, req: IncomingMessage, res: ServerResponse, snap: Snapshot | null) {
     this.proxy = proxy;
@@ -117,6 +173,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.snap = snap;
     this.startMs = proxy.deps.clock.now();
     this.info = newRequestHeaderInfo();
+    (res as ServerResponse & { [CTX]?: RequestContext })[CTX] = this;
   }
 
   // ── receive ────────────────────────────────────────────────────────────
@@ -167,6 +224,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     const app = matchRoute(snap.routes, this.path);
     filterRequestHeaders(this.req.rawHeaders, this.headers, this.info, app === null ? '' : app.stickyHeader);
     if (this.info.requestId === '') this.info.requestId = randomUUID();
+    if (this.info.invalid !== '' || this.path.charCodeAt(0) !== 47 /* / */) {
+      // Malformed for a proxy (RFC 9112 §3.2, §3.2.4): refused here, never forwarded or counted.
+      this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute http URL'}.`);
+      return;
+    }
     if (app === null) {
       this.fail('NO_ROUTE', notFoundText(this.path, this.info.host));
       return;
@@ -202,7 +264,37 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       target = alt;
     }
     this.target = target;
-    this.admit(target);
+    this.readBody();
+  }
+
+  // ── readBody ───────────────────────────────────────────────────────────
+  /**
+   * A body small enough to buffer (content-length ≤ upstream.buffer_body_bytes)
+   * is read whole before admission: a client slow to send it holds no slot,
+   * only its connection (bounded by server.request_timeout). Larger or chunked
+   * bodies stream to Serve after admission.
+   */
+  readBody(): void {
+    const len = this.info.contentLength;
+    if (!this.info.chunked && len <= 0) {
+      this.admit(this.target!);
+      return;
+    }
+    const cfg = this.snap!.config.upstream;
+    if (this.info.chunked || len > cfg.bufferBodyBytes) {
+      this.admit(this.target!);
+      return;
+    }
+    if (this.info.expectContinue) this.res.writeContinue();
+    this.bodyChunks = [];
+    this.req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
+    this.req.once('end', () => {
+      if (this.done) return;
+      const chunks = this.bodyChunks!;
+      this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      this.bodyChunks = null;
+      this.admit(this.target!);
+    });
   }
 
   // ── admit ──────────────────────────────────────────────────────────────
@@ -236,38 +328,18 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       this.finish(499, DC);
       return;
     }
-    this.readBody();
+    if (this.body === null && (this.info.chunked || this.info.contentLength > 0)) {
+      // Large or chunked: streamed to Serve (not replayable on retry).
+      if (this.info.expectContinue) this.res.writeContinue();
+      this.body = this.req;
+    }
+    this.pickEndpoint();
   }
 
   onQueueTimeout(): void {
     const t = this.target!;
     this.proxy.deps.metrics.rejections.labels(this.app!.name, t.cluster.name, 'queue_timeout').inc();
     this.fail('QUEUE_TIMEOUT', queueTimeoutText(this.info.requestId, t.limiter.queueTimeoutMs / 1000));
-  }
-
-  // ── readBody ───────────────────────────────────────────────────────────
-  readBody(): void {
-    const len = this.info.contentLength;
-    if (!this.info.chunked && len <= 0) {
-      this.pickEndpoint();
-      return;
-    }
-    const cfg = this.snap!.config.upstream;
-    if (!this.info.chunked && len <= cfg.bufferBodyBytes) {
-      this.bodyChunks = [];
-      this.req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
-      this.req.once('end', () => {
-        if (this.done) return;
-        const chunks = this.bodyChunks!;
-        this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        this.bodyChunks = null;
-        this.pickEndpoint();
-      });
-      return;
-    }
-    // Large or chunked: stream it (not replayable on retry).
-    this.body = this.req;
-    this.pickEndpoint();
   }
 
   get replayable(): boolean {
@@ -388,9 +460,48 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     if (this.discard) return true;
     this.headersPending = false;
     if (this.res.write(chunk)) return true;
-    if (this.onDrain === null) this.onDrain = () => this.resumeUpstream?.();
+    // The client is not reading as fast as Serve sends: pause the upstream until
+    // it drains, for at most server.write_timeout (then the connection is closed
+    // and the slot freed: a client that never reads cannot hold capacity).
+    if (this.onDrain === null) this.onDrain = () => this.drained();
     this.res.once('drain', this.onDrain);
+    const wt = this.snap!.config.server.writeTimeoutMs;
+    if (wt > 0 && this.writeTimer === null) this.writeTimer = this.proxy.deps.clock.setTimeout(() => this.writeTimedOut(), wt);
     return false;
+  }
+
+  drained(): void {
+    if (this.writeTimer !== null) {
+      this.proxy.deps.clock.clearTimeout(this.writeTimer);
+      this.writeTimer = null;
+    }
+    this.resumeUpstream?.();
+  }
+
+  writeTimedOut(): void {
+    this.writeTimer = null;
+    if (this.done) return;
+    this.downstreamFault('DOWNSTREAM_TIMEOUT', ERRORS.DOWNSTREAM_TIMEOUT.status, 'Request timeout.');
+  }
+
+  /**
+   * The client broke the protocol or a downstream limit: answer locally if
+   * nothing was sent yet, close the connection (which aborts the upstream try
+   * and frees the slot), and finish with the fault's status and flag.
+   */
+  downstreamFault(code: ErrorCode, status: number, text: string): void {
+    if (this.done) return;
+    const res = this.res;
+    this.fault = code;
+    this.faultStatus = res.headersSent ? this.status : status;
+    if (!res.headersSent && !res.destroyed) {
+      const body = Buffer.from(text);
+      res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'x-request-id', this.info.requestId || this.requestIdFromRaw(), 'x-gateway-flag', ERRORS[code].flag, 'connection', 'close']);
+      res.end(body);
+    }
+    // Destroying the socket runs onClientClose: queued → cancelled, in flight → aborted.
+    this.req.socket.destroy();
+    if (!this.done && this.conn === null && !this.queued) this.finish(status, ERRORS[code].flag);
   }
 
   onComplete(): void {
@@ -422,6 +533,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       this.finish(499, DC);
       return;
     }
+    if (err.code !== undefined && INVALID_REQUEST_CODES.has(err.code) && !this.res.headersSent) {
+      this.leaveEndpoint();
+      this.fail('BAD_REQUEST', `Bad request: ${err.message}.`);
+      return;
+    }
     const failure = classifyUpstreamError(err.code, this.reusedSocket, this.responseStarted);
     const cluster = this.target!.cluster.name;
     this.proxy.deps.metrics.upstreamAttempts.labels(cluster, failure).inc();
@@ -445,6 +561,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
         attempts: this.attempts,
         maxAttempts: cfg.maxAttempts,
         replayable: this.replayable,
+        idempotent: this.body === null && IDEMPOTENT.has(this.req.method ?? ''),
         downstreamStarted: this.res.headersSent,
         activeRequests: c.activeRequests,
         activeRetries: c.activeRetries,
@@ -541,6 +658,14 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   finish(status: number, flag: string): void {
     if (this.done) return;
     this.done = true;
+    if (this.fault !== null) {
+      status = this.faultStatus;
+      flag = ERRORS[this.fault].flag;
+    }
+    if (this.writeTimer !== null) {
+      this.proxy.deps.clock.clearTimeout(this.writeTimer);
+      this.writeTimer = null;
+    }
     const deps = this.proxy.deps;
     const counters = this.proxy.counters;
     counters.activeRequests--;
@@ -559,7 +684,9 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     handles.countRequest(status, flag);
     handles.duration.observe(durationMs / 1000);
     if (this.ttfbMs >= 0) handles.ttfb.observe(this.ttfbMs / 1000);
-    if (target !== null && app !== null) {
+    // A client's fault (malformed request, timeouts toward the client) says
+    // nothing about the cluster: it is left out of the rollout gates entirely.
+    if (target !== null && app !== null && this.fault === null && flag !== ERRORS.BAD_REQUEST.flag) {
       const shed = flag === ERRORS.QUEUE_FULL.flag || flag === ERRORS.QUEUE_TIMEOUT.flag;
       target.stats.record({
         upstreamError: !shed && flag !== DC && (status >= 500 || UPSTREAM_FLAGS.has(flag)),

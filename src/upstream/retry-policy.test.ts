@@ -7,6 +7,7 @@ const base: RetryInput = {
   attempts: 1,
   maxAttempts: 3,
   replayable: true,
+  idempotent: true,
   downstreamStarted: false,
   activeRequests: 100,
   activeRetries: 0,
@@ -28,9 +29,14 @@ test('retry table', () => {
     [{ activeRequests: 1, activeRetries: 2 }, 'retry'],
     [{ activeRequests: 1, activeRetries: 3 }, 'fail'],
     [{ failure: 'stale_connection', activeRetries: 1000 }, 'retry'],
-    [{ failure: 'stale_connection', attempts: 3 }, 'retry'],
-    [{ failure: 'stale_connection', attempts: 4 }, 'fail'],
+    [{ failure: 'stale_connection', attempts: 2 }, 'retry'],
+    [{ failure: 'stale_connection', attempts: 3 }, 'fail'],
     [{ failure: 'stale_connection', replayable: false }, 'fail'],
+    // The request was written to Serve: a POST (or any request with a body) may have run.
+    [{ failure: 'stale_connection', idempotent: false }, 'fail'],
+    // retry.max_attempts 1 means no retry of any kind.
+    [{ failure: 'stale_connection', maxAttempts: 1 }, 'fail'],
+    [{ failure: 'connect', maxAttempts: 1 }, 'fail'],
   ];
   for (const [over, want] of cases) assert.equal(decideRetry({ ...base, ...over }), want, JSON.stringify(over));
 });

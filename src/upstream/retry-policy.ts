@@ -19,6 +19,8 @@ export interface RetryInput {
   readonly maxAttempts: number;
   /** The request body can be sent again (none, or buffered). */
   readonly replayable: boolean;
+  /** An idempotent method (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) with no body. */
+  readonly idempotent: boolean;
   /** Response bytes already went downstream. */
   readonly downstreamStarted: boolean;
   readonly activeRequests: number;
@@ -32,10 +34,13 @@ export type RetryDecision = 'retry' | 'fail';
 export function decideRetry(i: RetryInput): RetryDecision {
   if (i.downstreamStarted || !i.replayable) return 'fail';
   if (i.failure === 'reset' || i.failure === 'timeout') return 'fail';
-  // A stale pooled socket is our fault, not the upstream's: one free retry,
-  // outside the budget, so an idle close never fails a request.
-  if (i.failure === 'stale_connection') return i.attempts <= i.maxAttempts ? 'retry' : 'fail';
   if (i.attempts >= i.maxAttempts) return 'fail';
+  // A pooled socket that failed before any response byte: the request was
+  // written, so Serve may have run it (it cannot be told apart from Serve
+  // closing an idle socket under us). Sent again only when that is harmless,
+  // an idempotent method without a body; outside the budget (it is our socket
+  // that went stale, not the upstream that is failing).
+  if (i.failure === 'stale_connection') return i.idempotent ? 'retry' : 'fail';
   const budget = Math.max(i.minRetryConcurrency, Math.floor(i.activeRequests * i.budgetRatio));
   return i.activeRetries < budget ? 'retry' : 'fail';
 }
