@@ -226,3 +226,36 @@ test('defect 4: Expect: 100-continue uploads work; duplicate Host and OPTIONS * 
   assert.equal(s.requests, 1, 'only the upload counts for the gate');
   assert.equal(up.seen.filter((x) => x.url !== '/llm/upload').length, 0, 'nothing malformed reached Serve');
 });
+
+test('max_connections: bare connects past the cap are closed on accept; admin /readyz and a later client still work', { timeout: 30_000 }, async (t) => {
+  const up = await recordingUpstream();
+  const gw = await gatewayFor(up.url, { extra: { server: { max_connections: 5 } } });
+  const idle: Socket[] = [];
+  t.after(async () => {
+    for (const s of idle) s.destroy();
+    await gw.close();
+    up.server.close();
+  });
+  const u = new URL(gw.url);
+  const closedOnAccept: Array<Promise<boolean>> = [];
+  for (let i = 0; i < 20; i++) {
+    const s = connect({ host: u.hostname, port: Number(u.port) });
+    s.on('error', () => {});
+    idle.push(s);
+    closedOnAccept.push(new Promise((r) => s.once('close', () => r(true))));
+    await new Promise((r) => s.once('connect', r));
+  }
+  await waitFor(() => idle.filter((s) => s.destroyed || s.readableEnded).length >= 15, 10_000, '15 connections over the cap closed');
+  const ready = await fetch(`${gw.adminUrl}/readyz`);
+  assert.equal(ready.status, 200, 'the admin listener is not behind the data-plane cap');
+  const m = await gw.metrics.registry.getSingleMetricAsString('serve_gateway_connections_dropped_total');
+  assert.match(m, /serve_gateway_connections_dropped_total 15/);
+  for (const s of idle) s.destroy();
+  const deadline = Date.now() + 10_000;
+  while ((await new Promise<number>((r) => gw.server.getConnections((_e, n) => r(n)))) > 0) {
+    assert.ok(Date.now() < deadline, 'idle connections gone');
+    await new Promise((r) => setImmediate(r));
+  }
+  const r = await fetch(`${gw.url}/llm/after`);
+  assert.equal(r.status, 200);
+});
