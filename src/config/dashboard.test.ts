@@ -9,7 +9,8 @@ import { DashboardPoller, parseServeApplications, serveControllerMissing } from 
 import type { DashboardState } from './dashboard.ts';
 import type { ServeApp } from './types.ts';
 
-const EXAMPLES = new URL('../../../shared/reference/data/examples/', import.meta.url);
+// Dashboard answers kept in the repository (see fixtures/README.md for where they come from).
+const EXAMPLES = new URL('./fixtures/', import.meta.url);
 const example = JSON.parse(readFileSync(new URL('serve-get-applications.response.json', EXAMPLES), 'utf8')) as unknown;
 const empty = JSON.parse(readFileSync(new URL('serve-get-applications.empty.response.json', EXAMPLES), 'utf8')) as unknown;
 
@@ -98,6 +99,13 @@ describe('parseServeApplications', () => {
     assert.deepEqual(parseServeApplications(empty, new Map()), []);
     assert.ok(parseServeApplications('nope', new Map()) instanceof Error);
     assert.ok(parseServeApplications({ applications: [] }, new Map()) instanceof Error);
+    // Not a Serve document at all is an error, never "no apps".
+    for (const doc of [{}, { error: 'login required' }, { applications: null }, [], null]) {
+      const r = parseServeApplications(doc, new Map());
+      assert.ok(r instanceof Error, JSON.stringify(doc));
+      assert.match(r.message, /^not a Serve applications document/);
+    }
+    assert.match(String(parseServeApplications({ error: 'x' }, new Map())), /no "applications" object \(keys: "error"\)/);
     assert.equal(serveControllerMissing(empty), true);
     assert.equal(serveControllerMissing(example), false);
   });
@@ -189,6 +197,52 @@ describe('DashboardPoller', () => {
     assert.deepEqual(s5.apps?.map((a) => a.name), ['fruit_app'], 'a live answer is authoritative');
     assert.deepEqual(updates.map((u) => u.reachable), [true, false, false, false, true]);
     assert.equal(poller.current(), s5);
+  });
+
+  it('a 200 that is not a Serve applications document is unreachable: last known apps kept, UNKNOWN, a reason', async () => {
+    const answers: Array<{ type: string; body: string; want: RegExp }> = [
+      { type: 'application/json', body: '{}', want: /^HTTP 200 but not a Serve applications document: no "applications" object \(keys: none\)/ },
+      { type: 'application/json', body: '{"status": "ok", "data": {}}', want: /no "applications" object \(keys: "status", "data"\)/ },
+      { type: 'text/html; charset=utf-8', body: '<!doctype html><title>Sign in</title><form action="/oauth2/start">', want: /^HTTP 200 but the body is not JSON \(content-type text\/html; charset=utf-8\): not the Serve dashboard/ },
+      { type: 'application/json', body: '[]', want: /not a Serve applications document: the body is not a JSON object/ },
+    ];
+    let answer = { type: 'application/json', body: JSON.stringify(example) };
+    const fakeFetch: typeof fetch = async () => new Response(answer.body, { status: 200, headers: { 'content-type': answer.type } });
+    const clock = new ManualClock(1_000);
+    const updates: DashboardState[] = [];
+    const poller = new DashboardPoller({
+      url: 'http://head:8265',
+      intervalMs: 2_000,
+      timeoutMs: 1_000,
+      clock,
+      fetch: fakeFetch,
+      overrides: new Map(),
+      onUpdate: (s) => updates.push(s),
+    });
+    const good = await poller.pollOnce();
+    assert.equal(good.reachable, true);
+    assert.equal(good.apps?.length, 2);
+    for (const a of answers) {
+      answer = a;
+      clock.advance(2_000);
+      const s = await poller.pollOnce();
+      assert.equal(s.reachable, false, a.body);
+      assert.match(s.lastError ?? '', a.want);
+      assert.deepEqual(s.apps?.map((x) => [x.name, x.status]), [['fruit_app', 'UNKNOWN'], ['math_app', 'UNKNOWN']], 'last known apps kept, not "no apps"');
+      assert.equal(s.apps?.find((x) => x.name === 'fruit_app')?.replicas, 1);
+      assert.equal(s.lastSuccessMs, 1_000);
+    }
+    // Never answered properly: apps stay unknown (null), not [].
+    const fresh = new DashboardPoller({ url: 'http://head:8265', intervalMs: 2_000, timeoutMs: 1_000, clock, fetch: fakeFetch, overrides: new Map(), onUpdate: () => {} });
+    answer = { type: 'application/json', body: '{}' };
+    const first = await fresh.pollOnce();
+    assert.equal(first.reachable, false);
+    assert.equal(first.apps, null);
+    // A real Serve answer with no apps (controller running) is authoritative.
+    answer = { type: 'application/json', body: JSON.stringify({ ...(example as object), applications: {} }) };
+    const none = await poller.pollOnce();
+    assert.equal(none.reachable, true);
+    assert.deepEqual(none.apps, []);
   });
 
   it('start() polls now and then every interval on the clock; stop() ends it', async () => {

@@ -1,7 +1,10 @@
 // The Serve dashboard REST API (GET /api/serve/applications/, serve.md §4):
 // live applications, route prefixes, limits and RUNNING replica counts.
 // When the dashboard fails, the last known apps are kept (status UNKNOWN),
-// never dropped (SPEC §5 "Head / dashboard down").
+// never dropped (SPEC §5 "Head / dashboard down"). A 200 whose body is not a
+// Serve applications document (an auth proxy's login page, `{}`, JSON
+// without an "applications" object) is such a failure too: only a real
+// answer from Serve may say that a cluster serves no apps.
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import { chooseIngress, SERVE_DEFAULT_MAX_ONGOING_REQUESTS, SERVE_DEFAULT_MAX_QUEUED_REQUESTS } from './serve-config.ts';
@@ -30,9 +33,16 @@ export function parseServeApplications(
   json: unknown,
   overrides: ReadonlyMap<string, string | null> = new Map(),
 ): ServeApp[] | Error {
-  if (!isObject(json)) return new Error('dashboard response is not a JSON object');
-  const appsRaw = json['applications'] ?? {};
-  if (!isObject(appsRaw)) return new Error('dashboard response: "applications" is not an object');
+  if (!isObject(json)) return new Error('not a Serve applications document: the body is not a JSON object');
+  const appsRaw = json['applications'];
+  if (!isObject(appsRaw)) {
+    const keys = Object.keys(json).slice(0, 8).map((k) => JSON.stringify(k)).join(', ');
+    return new Error(
+      appsRaw === undefined
+        ? `not a Serve applications document: no "applications" object (keys: ${keys === '' ? 'none' : keys})`
+        : 'not a Serve applications document: "applications" is not an object',
+    );
+  }
   const apps: ServeApp[] = [];
   for (const [key, raw] of Object.entries(appsRaw)) {
     if (!isObject(raw)) return new Error(`dashboard response: applications.${key} is not an object`);
@@ -227,11 +237,12 @@ export class DashboardPoller {
     try {
       json = JSON.parse(body);
     } catch {
-      throw new Error('response is not JSON');
+      const type = res.headers.get('content-type') ?? 'none';
+      throw new Error(`HTTP 200 but the body is not JSON (content-type ${type}): not the Serve dashboard (a proxy or login page?)`);
     }
-    if (serveControllerMissing(json)) throw new Error('Serve controller not running (empty controller_info)');
+    if (isObject(json) && serveControllerMissing(json)) throw new Error('Serve controller not running (empty controller_info)');
     const apps = parseServeApplications(json, this.#overrides);
-    if (apps instanceof Error) throw apps;
+    if (apps instanceof Error) throw new Error(`HTTP 200 but ${apps.message}`);
     return apps;
   }
 
