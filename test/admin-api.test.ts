@@ -2,6 +2,7 @@
 // reasons, readiness gate, error shape, open reads on loopback, metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { adminCall, startStack, waitFor, type Stack } from './helpers/stack.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -19,6 +20,28 @@ function assertError(r: { status: number; json: Json }, status: number, code: st
 async function raw(stack: Stack, method: string, path: string, body: string, headers: Record<string, string>) {
   const res = await fetch(`${stack.admin}${path}`, { method, headers, body });
   return { status: res.status, json: (await res.json()) as Json };
+}
+
+/** A request to the admin port with a Host header of our choosing (fetch does not let us set one). */
+function withHost(stack: Stack, method: string, path: string, host: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; json: Json | string }> {
+  const url = new URL(stack.admin);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: Number(url.port), method, path, headers: { ...headers, host }, setHost: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        let json: Json | string = text;
+        try {
+          json = JSON.parse(text) as Json;
+        } catch {
+          // not JSON (metrics, HTML)
+        }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 test('admin API: auth, validation, refusals, readiness gate, reads, metrics', async (t) => {
@@ -131,6 +154,38 @@ test('admin API: auth, validation, refusals, readiness gate, reads, metrics', as
       assert.deepEqual((st.json['clusters'] as Json[]).map((c) => c['name']), ['blue', 'green']);
     });
 
+    await t.test('rollout bounds: an interval of 11,400 years (or other unbounded values) is refused naming the field', async () => {
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', interval: '99932400h' }), 400, 'INVALID_POLICY', /interval must be at most 24h \(got 99932400h\)/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', interval: 359_766_144_000 }), 400, 'INVALID_POLICY', /interval must be at most 24h/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', max_p99_latency: '2h' }), 400, 'INVALID_POLICY', /max_p99_latency must be at most 1h/);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', min_requests: 5_000_000 }), 400, 'INVALID_POLICY', /min_requests must be at most 1000000/);
+      const steps = Array.from({ length: 101 }, (_, i) => i + 1);
+      assertError(await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout', { to: 'green', steps }), 400, 'INVALID_BODY', /steps/);
+      assert.equal(stack.gw.traffic.rolloutOf('llm')?.phase ?? null, 'rolled_back', 'no new rollout');
+      assert.deepEqual(stack.gw.traffic.weightsOf('llm'), { blue: 100, green: 0 });
+    });
+
+    await t.test('Host check (DNS rebinding): only the admin server\'s own names; probes by IP keep working', async () => {
+      const port = new URL(stack.admin).port;
+      for (const path of ['/api/v1/status', '/api/v1/events', '/metrics', '/', '/api/v1/nothing']) {
+        const r = await withHost(stack, 'GET', path, `evil.example:${port}`);
+        assert.equal(r.status, 421, path);
+        assert.equal((r.json as Json)['error']['code'], 'HOST_NOT_ALLOWED');
+        assert.match((r.json as Json)['error']['message'], /"evil\.example:\d+" is not a name of this admin server .*admin\.allowed_hosts/);
+      }
+      // Refused before the token is even looked at, and nothing changes.
+      const put = await withHost(stack, 'PUT', '/api/v1/apps/llm/weights', `evil.example:${port}`, { authorization: 'Bearer test-token', 'content-type': 'application/json' }, JSON.stringify({ weights: { green: 100 } }));
+      assert.equal(put.status, 421);
+      assert.deepEqual(stack.gw.traffic.weightsOf('llm'), { blue: 100, green: 0 });
+      // A pod IP is not this server's name when it listens on loopback only.
+      assert.equal((await withHost(stack, 'GET', '/api/v1/status', `10.1.2.3:${port}`)).status, 421);
+      for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'LOCALHOST']) {
+        assert.equal((await withHost(stack, 'GET', '/api/v1/status', host)).status, 200, host);
+      }
+      // Health and readiness answer whatever the Host (kubelet may set its own).
+      for (const path of ['/healthz', '/readyz']) assert.equal((await withHost(stack, 'GET', path, `evil.example:${port}`)).status, 200, path);
+    });
+
     await t.test('a JSON content type with a charset parameter is accepted', async () => {
       const r = await raw(stack, 'PUT', '/api/v1/apps/llm/weights', JSON.stringify({ weights: { blue: 100 } }), {
         'content-type': 'application/json; charset=utf-8',
@@ -167,6 +222,24 @@ test('admin API without a configured token refuses every mutating call', async (
     assertError(await adminCall(stack, 'PUT', '/api/v1/apps/llm/weights', { weights: { green: 100 } }, null), 403, 'TOKEN_NOT_CONFIGURED');
     const st = await adminCall(stack, 'GET', '/api/v1/status', undefined, null);
     assert.equal(st.status, 200);
+  } finally {
+    await stack.close();
+  }
+});
+
+test('admin on all interfaces: any IP literal Host (kubelet, Prometheus by pod IP) and admin.allowed_hosts; other names refused', async () => {
+  const stack = await startStack({ gateway: { admin: { listen: '0.0.0.0:0', allowed_hosts: ['gw-admin.ops.svc'] } } });
+  try {
+    const port = new URL(stack.admin).port;
+    for (const host of [`10.244.1.12:${port}`, `[fd00::12]:${port}`, `gw-admin.ops.svc:${port}`, `localhost:${port}`]) {
+      const m = await withHost(stack, 'GET', '/metrics', host);
+      assert.equal(m.status, 200, host);
+      assert.match(m.json as string, /serve_gateway_/);
+      assert.equal((await withHost(stack, 'GET', '/readyz', host)).status, 200, host);
+    }
+    for (const host of [`evil.example:${port}`, `gw-admin.ops.svc.evil.example:${port}`]) {
+      assert.equal((await withHost(stack, 'GET', '/metrics', host)).status, 421, host);
+    }
   } finally {
     await stack.close();
   }

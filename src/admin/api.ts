@@ -3,6 +3,14 @@
 // (with proxy/local-reply.ts) that turns errors into HTTP. Reads are open on
 // loopback; every mutating call needs the bearer token (401 without, 403
 // wrong), compared in constant time. Errors: {"error": {"code", "message"}}.
+//
+// DNS rebinding: a web page whose host name is re-pointed at 127.0.0.1 can
+// make the browser send requests to this port, from loopback, with the
+// page's own name in Host. So every request must name this server in Host
+// (hostAllowed): localhost, a loopback literal, the admin listen address,
+// admin.allowed_hosts, or, when listening on all interfaces, any IP literal
+// (kubelet and Prometheus use the pod IP). Others get 421 HOST_NOT_ALLOWED.
+// /healthz and /readyz tell nothing worth stealing and are never refused.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
@@ -39,7 +47,7 @@ const rolloutSchema = {
   additionalProperties: false,
   properties: {
     to: { type: 'string', minLength: 1 },
-    steps: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1, maximum: 100 } },
+    steps: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'integer', minimum: 1, maximum: 100 } },
     interval: { type: ['string', 'number'] },
     max_error_rate: { type: 'number', minimum: 0, maximum: 1 },
     max_p99_latency: { type: ['string', 'number'] },
@@ -110,6 +118,20 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
 
   const fail = (reply: FastifyReply, status: number, code: string, message: string) =>
     reply.code(status).send({ error: { code, message } });
+
+  // First hook of every request (before the token check and body parsing).
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?', 1)[0];
+    if (path === '/healthz' || path === '/readyz') return undefined;
+    const host = req.headers.host;
+    if (host === undefined || hostAllowed(host, opts.host, gw.config.admin.allowedHosts ?? [])) return undefined;
+    return fail(
+      reply,
+      421,
+      'HOST_NOT_ALLOWED',
+      `Host ${JSON.stringify(host.slice(0, 100))} is not a name of this admin server (DNS rebinding protection); use localhost or the admin address, or add the name to admin.allowed_hosts`,
+    );
+  });
 
   /** Bearer check; returns false after replying when the caller may not proceed. */
   const authorized = (req: FastifyRequest, reply: FastifyReply, mutating: boolean): boolean => {
@@ -249,6 +271,42 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
   const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
   const host = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
   return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, close: () => app.close() };
+}
+
+const LOOPBACK_NAMES: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '::1']);
+
+/**
+ * True when the Host header names this admin server: localhost or a loopback
+ * literal, the listen address, a name from admin.allowed_hosts, or, when
+ * listening on all interfaces (0.0.0.0, ::), any IP literal. A name from a
+ * DNS-rebinding page is none of these. Case and a trailing dot are ignored.
+ */
+export function hostAllowed(hostHeader: string, listenHost: string, allowed: readonly string[]): boolean {
+  const h = hostHeader.trim().toLowerCase();
+  let name: string;
+  let v6 = false;
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    if (end === -1) return false;
+    name = h.slice(1, end);
+    v6 = true;
+  } else {
+    const colon = h.lastIndexOf(':');
+    name = colon === -1 ? h : h.slice(0, colon);
+    if (colon !== -1 && !/^\d{0,5}$/.test(h.slice(colon + 1))) return false;
+    if (name.endsWith('.')) name = name.slice(0, -1);
+  }
+  if (name === '') return false;
+  if (LOOPBACK_NAMES.has(name)) return true;
+  const listen = listenHost.toLowerCase();
+  if (name === listen || allowed.includes(name)) return true;
+  const wildcard = listen === '0.0.0.0' || listen === '::' || listen === '';
+  return wildcard && (v6 ? /^[0-9a-f:.]+$/.test(name) : isIPv4(name));
+}
+
+function isIPv4(s: string): boolean {
+  const parts = s.split('.');
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
 }
 
 function isLoopback(addr: string | undefined): boolean {

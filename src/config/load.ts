@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import type { Document } from 'yaml';
 import { validateConfig } from './schema.ts';
-import type { ConfigIssue, ConfigResult } from './types.ts';
+import type { ConfigIssue, ConfigResult, GatewayConfig, HostPort } from './types.ts';
 
 /** Loads and validates a gateway config file. Never throws. */
 export async function loadConfigFile(path: string): Promise<ConfigResult> {
@@ -58,6 +58,30 @@ export function parseConfigText(
       return line === null ? iss : { ...iss, line };
     }),
   };
+}
+
+/**
+ * Keys a reload cannot apply: the data-plane and admin listeners are bound,
+ * the state store opened and the admin token read once, at start. A reload
+ * that changes one of them is refused as a whole (the running config keeps
+ * serving), one issue per key, instead of saying "reloaded" and doing nothing.
+ */
+export function restartRequiredIssues(running: GatewayConfig, next: GatewayConfig, file: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const check = (path: string, was: string, now: string) => {
+    if (was !== now) {
+      issues.push({ file, path, message: `changed from ${JSON.stringify(was)} to ${JSON.stringify(now)}: this key needs a restart; the running gateway keeps ${JSON.stringify(was)} (restore it, or restart the gateway)` });
+    }
+  };
+  check('listen', hostPort(running.listen), hostPort(next.listen));
+  check('admin.listen', hostPort(running.admin.listen), hostPort(next.admin.listen));
+  check('admin.token_env', running.admin.tokenEnv, next.admin.tokenEnv);
+  check('state_dir', running.stateDir, next.stateDir);
+  return issues;
+}
+
+function hostPort(hp: HostPort): string {
+  return `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
 }
 
 /** One line per issue: "file:line: key.path: message" (line and path when known). */

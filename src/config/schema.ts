@@ -145,10 +145,12 @@ export function validateConfig(
 
   const listen = v.hostPort(doc['listen'], 'listen', '0.0.0.0:8000');
 
-  const adminRaw = v.section(doc, 'admin', ['listen', 'token_env']);
+  const adminRaw = v.section(doc, 'admin', ['listen', 'token_env', 'allowed_hosts']);
+  const allowedHosts = parseAllowedHosts(v, adminRaw['allowed_hosts'], 'admin.allowed_hosts');
   const admin = {
     listen: v.hostPort(adminRaw['listen'], 'admin.listen', '127.0.0.1:9901'),
     tokenEnv: v.envName(adminRaw['token_env'], 'admin.token_env', DEFAULT_ADMIN_TOKEN_ENV),
+    ...(allowedHosts.length > 0 ? { allowedHosts } : {}),
   };
 
   let source: 'file' | 'kubernetes' = 'file';
@@ -741,6 +743,28 @@ function parseSticky(v: Checker, raw: unknown, at: string): StickyConfig | null 
     return null;
   }
   return { kind, name: kind === 'header' ? name.toLowerCase() : name };
+}
+
+/**
+ * admin.allowed_hosts: extra names the admin API answers to (Host header),
+ * e.g. a Service name. Exact host names or IP literals, no port or wildcard;
+ * lower-cased, IPv6 without brackets.
+ */
+function parseAllowedHosts(v: Checker, raw: unknown, path: string): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    v.issue(path, 'must be a list of host names, e.g. ["serve-gateway-admin.ops.svc"]');
+    return [];
+  }
+  const out: string[] = [];
+  raw.forEach((h, i) => {
+    const name = typeof h === 'string' ? h.trim().toLowerCase().replace(/\.$/, '') : null;
+    const v6 = name === null ? null : /^\[?([0-9a-f]*:[0-9a-f:.]*)\]?$/.exec(name);
+    if (v6 !== null) out.push(v6[1]!);
+    else if (name !== null && /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name)) out.push(name);
+    else v.issue(`${path}[${i}]`, `must be a host name or IP address without port or wildcard (got ${show(h)})`);
+  });
+  return out;
 }
 
 function parseRollout(v: Checker, raw: Record<string, unknown>, at: string): NonNullable<PolicyPatch['rollout']> {

@@ -120,7 +120,12 @@ export interface AccessLogConfig {
 
 export interface GatewayConfig {
   readonly listen: HostPort;
-  readonly admin: { readonly listen: HostPort; readonly tokenEnv: string };
+  readonly admin: {
+    readonly listen: HostPort;
+    readonly tokenEnv: string;
+    /** Extra Host names the admin API answers to (admin.allowed_hosts); absent = none. */
+    readonly allowedHosts?: readonly string[];
+  };
   readonly source: 'file' | 'kubernetes';
   readonly stateDir: string;
   readonly clusters: readonly ClusterConfig[];

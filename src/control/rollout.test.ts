@@ -12,7 +12,9 @@ import {
   startRollout,
   stepRollout,
   validateRolloutPolicy,
+  ROLLOUT_LIMITS,
 } from './rollout.ts';
+import { ROLLOUT_LIMITS as SCHEMA_ROLLOUT_LIMITS } from '../config/schema.ts';
 import type { RolloutResult, RolloutState } from './rollout.ts';
 import type { StatsSnapshot } from './step-stats.ts';
 
@@ -67,10 +69,33 @@ describe('validateRolloutPolicy', () => {
     ['latency 0', { maxP99LatencyMs: 0 }, 'max_p99_latency must be > 0'],
     ['ttfb 0', { maxTtfbP99Ms: 0 }, 'max_ttfb_p99 must be > 0 when set'],
     ['min requests -1', { minRequests: -1 }, 'min_requests must be an integer >= 0'],
+    // Upper bounds (issue 7): an interval of 11,400 years left a rollout that never moves.
+    ['interval 24h', { intervalMs: 24 * 3600 * S }, null],
+    ['interval 11,400 years', { intervalMs: 11_400 * 365.25 * 24 * 3600 * S }, 'interval must be at most 24h (got 99932400h)'],
+    ['interval 24h + 1 ms', { intervalMs: 24 * 3600 * S + 1 }, 'interval must be at most 24h (got 86400001 ms)'],
+    ['interval 25h', { intervalMs: 25 * 3600 * S }, 'interval must be at most 24h (got 25h)'],
+    ['latency 2h', { maxP99LatencyMs: 2 * 3600 * S }, 'max_p99_latency must be at most 1h (got 2h)'],
+    ['ttfb 90m', { maxTtfbP99Ms: 90 * 60 * S }, 'max_ttfb_p99 must be at most 1h (got 90m)'],
+    ['min requests 1e7', { minRequests: 10_000_000 }, 'min_requests must be at most 1000000 (got 10000000)'],
   ];
   for (const [name, patch, want] of cases) {
     it(name, () => assert.equal(validateRolloutPolicy({ ...POLICY, ...patch }), want));
   }
+  it('bounded: false skips the upper bounds (a state file saved before them still loads)', () => {
+    assert.equal(validateRolloutPolicy({ ...POLICY, intervalMs: 1e15 }, { bounded: false }), null);
+    assert.equal(validateRolloutPolicy({ ...POLICY, intervalMs: 0 }, { bounded: false }), 'interval must be > 0');
+  });
+  it('the config file has the same bounds (config/schema.ts)', () => {
+    assert.equal(ROLLOUT_LIMITS.maxIntervalMs, SCHEMA_ROLLOUT_LIMITS.maxIntervalMs);
+    assert.equal(ROLLOUT_LIMITS.maxLatencyMs, SCHEMA_ROLLOUT_LIMITS.maxLatencyMs);
+    assert.equal(ROLLOUT_LIMITS.maxMinRequests, SCHEMA_ROLLOUT_LIMITS.maxMinRequests);
+  });
+  it('startRollout refuses an unbounded interval with INVALID_POLICY naming the field', () => {
+    const r = startRollout('app', { blue: 100, green: 0 }, 'green', { ...POLICY, intervalMs: 1e15 }, T0);
+    assert.ok(!r.ok);
+    assert.equal(r.code, 'INVALID_POLICY');
+    assert.match(r.message, /^invalid rollout policy: interval must be at most 24h/);
+  });
 });
 
 describe('startRollout', () => {

@@ -108,8 +108,26 @@ export function isRolloutActive(state: RolloutState | null): boolean {
   return state !== null && (state.phase === 'progressing' || state.phase === 'paused' || state.phase === 'failed_paused');
 }
 
-/** null when the policy can drive a rollout, else the first problem. */
-export function validateRolloutPolicy(policy: RolloutPolicy): string | null {
+/**
+ * Upper bounds of a rollout policy, for the admin API (and the same numbers
+ * in config/schema.ts for the config file): a typo such as an interval of
+ * 11,400 years must be refused, not leave a rollout that never moves.
+ */
+export const ROLLOUT_LIMITS = {
+  /** `interval`: 24 h. */
+  maxIntervalMs: 86_400_000,
+  /** `max_p99_latency` and `max_ttfb_p99`: 1 h. */
+  maxLatencyMs: 3_600_000,
+  /** `min_requests`. */
+  maxMinRequests: 1_000_000,
+} as const;
+
+/**
+ * null when the policy can drive a rollout, else the first problem, naming
+ * the field. `bounded: false` skips the upper bounds (ROLLOUT_LIMITS): a
+ * state file saved before they existed must still load.
+ */
+export function validateRolloutPolicy(policy: RolloutPolicy, opts: { readonly bounded?: boolean } = {}): string | null {
   const steps = policy.steps;
   if (steps.length === 0) return 'steps must not be empty';
   let prev = 0;
@@ -125,7 +143,23 @@ export function validateRolloutPolicy(policy: RolloutPolicy): string | null {
   if (policy.maxTtfbP99Ms !== null && !(policy.maxTtfbP99Ms > 0)) return 'max_ttfb_p99 must be > 0 when set';
   if (!(Number.isInteger(policy.minRequests) && policy.minRequests >= 0)) return 'min_requests must be an integer >= 0';
   if (policy.onFailure !== 'rollback' && policy.onFailure !== 'pause') return 'on_failure must be rollback or pause';
+  if (opts.bounded !== false) {
+    const L = ROLLOUT_LIMITS;
+    if (policy.intervalMs > L.maxIntervalMs) return `interval must be at most ${formatLimit(L.maxIntervalMs)} (got ${formatLimit(policy.intervalMs)})`;
+    if (policy.maxP99LatencyMs > L.maxLatencyMs) return `max_p99_latency must be at most ${formatLimit(L.maxLatencyMs)} (got ${formatLimit(policy.maxP99LatencyMs)})`;
+    if (policy.maxTtfbP99Ms !== null && policy.maxTtfbP99Ms > L.maxLatencyMs) {
+      return `max_ttfb_p99 must be at most ${formatLimit(L.maxLatencyMs)} (got ${formatLimit(policy.maxTtfbP99Ms)})`;
+    }
+    if (policy.minRequests > L.maxMinRequests) return `min_requests must be at most ${L.maxMinRequests} (got ${policy.minRequests})`;
+  }
   return null;
+}
+
+/** "24h", "90m", "45s", "250 ms": a limit or an offending value, exact and readable at any size. */
+function formatLimit(ms: number): string {
+  if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return formatDuration(ms);
 }
 
 /**

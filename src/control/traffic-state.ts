@@ -135,7 +135,7 @@ function checkRollout(r: unknown, app: string): string | null {
   const policy = r['policy'];
   if (!isObject(policy) || !Array.isArray(policy['steps'])) return 'policy must be an object with steps';
   if (policy['maxTtfbP99Ms'] === undefined) return 'policy.maxTtfbP99Ms must be a number or null';
-  const policyProblem = validateRolloutPolicy(policy as unknown as RolloutState['policy']);
+  const policyProblem = validateRolloutPolicy(policy as unknown as RolloutState['policy'], { bounded: false });
   if (policyProblem !== null) return `policy: ${policyProblem}`;
   const steps = policy['steps'] as number[];
   const stepIndex = r['stepIndex'];
@@ -179,10 +179,23 @@ export interface AuditEvent {
   readonly action: AuditAction;
   /** Weights before; null when not about weights (pause, refused start…). */
   readonly from: Weights | null;
-  /** Weights after; null when unchanged or refused. */
+  /** Weights after; null when unchanged, refused or failed. */
   readonly to: Weights | null;
   readonly reason: string;
-  readonly result: 'ok' | 'refused';
+  /**
+   * ok: the change was recorded (before the state file was written, see
+   * state-store.ts); refused: not allowed; failed: an earlier `ok` entry
+   * (named in `reason`) whose state write failed or never happened, so it
+   * was not applied.
+   */
+  readonly result: 'ok' | 'refused' | 'failed';
+  /**
+   * On `ok`: the state version this change produced (TrafficState.version as
+   * saved); on `failed`: the version of the change that was not applied.
+   * Absent on refusals and gateway events. Every version found in the state
+   * file has an `ok` entry with that version.
+   */
+  readonly version?: number;
 }
 
 /** What state-store.appendAudit takes: the store numbers it. */
@@ -231,7 +244,8 @@ export function parseAuditEvent(line: string): AuditEvent | null {
   if (typeof raw['at'] !== 'string' || typeof raw['actor'] !== 'string' || typeof raw['app'] !== 'string') return null;
   if (typeof raw['action'] !== 'string' || !ACTIONS.has(raw['action'])) return null;
   if (typeof raw['reason'] !== 'string') return null;
-  if (raw['result'] !== 'ok' && raw['result'] !== 'refused') return null;
+  if (raw['result'] !== 'ok' && raw['result'] !== 'refused' && raw['result'] !== 'failed') return null;
+  if (raw['version'] !== undefined && !isNonNegInt(raw['version'])) return null;
   for (const k of ['from', 'to'] as const) if (raw[k] !== null && !isObject(raw[k])) return null;
   return raw as unknown as AuditEvent;
 }
