@@ -32,8 +32,12 @@ test('weights, rollout progress and audit ids survive a graceful restart', async
   const stateDir = mkdtempSync(join(tmpdir(), 'sg-persist-'));
   const config = buildConfig(gatewayDoc(sim, stateDir));
   const start = () => startGateway({ config, logger: new LogRecorder(), adminToken: ADMIN_TOKEN, watch: false });
+  // The readiness gate needs green's first probe and dashboard poll (a busy machine may be slow).
+  const greenReady = (g: Gateway) =>
+    waitFor(() => g.traffic.notReadyReason('llm', 'green') === null && g.traffic.notReadyReason('default', 'green') === null, 10_000, 'green ready');
   let gw: Gateway | null = await start();
   try {
+    await greenReady(gw);
     let r = await call(gw.adminUrl, 'PUT', '/api/v1/apps/llm/weights', { weights: { blue: 30, green: 70 } });
     assert.equal(r.status, 200);
     r = await call(gw.adminUrl, 'POST', '/api/v1/apps/default/rollout', { to: 'green', steps: [10, 60, 100], interval: '1h' });
@@ -43,6 +47,7 @@ test('weights, rollout progress and audit ids survive a graceful restart', async
     await gw.close();
 
     gw = await start();
+    await greenReady(gw);
     assert.deepEqual(gw.traffic.weightsOf('llm'), { blue: 30, green: 70 });
     assert.deepEqual(gw.traffic.weightsOf('default'), { blue: 90, green: 10 });
     const ro = gw.traffic.rolloutOf('default')!;

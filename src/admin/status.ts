@@ -2,6 +2,7 @@
 // rollouts, built from live state at request time.
 import type { Gateway } from '../main.ts';
 import { isAvailable } from '../health/outlier.ts';
+import type { StateWriteFailure } from '../control/traffic-controller.ts';
 
 export function buildStatus(gw: Gateway): object {
   const now = gw.clock.now();
@@ -67,13 +68,29 @@ export function buildStatus(gw: Gateway): object {
       step: t.stats.snapshot(),
     })),
     rollout: gw.traffic.rolloutOf(app.name),
+    // Set while the rollout is held on its step because its next step could not be saved.
+    rollout_write_error: writeFailure(gw.traffic.rolloutStall(app.name)),
   }));
   return {
     ready: snap !== null && !gw.draining,
     draining: gw.draining,
     snapshot_version: snap?.version ?? 0,
     config: { last_reload: gw.lastReload, warnings: snap?.warnings ?? [] },
+    // null while traffic-state writes work; else the failure (changes are refused until one succeeds).
+    state: { dir: gw.config.stateDir, write_error: writeFailure(gw.traffic.writeFailure) },
     clusters,
     apps,
+  };
+}
+
+function writeFailure(f: StateWriteFailure | null): object | null {
+  if (f === null) return null;
+  return {
+    message: f.message,
+    since: new Date(f.sinceMs).toISOString(),
+    last: new Date(f.lastMs).toISOString(),
+    attempts: f.attempts,
+    app: f.app,
+    action: f.action,
   };
 }

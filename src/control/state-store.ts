@@ -9,20 +9,16 @@
 // Synchronous on purpose: writes happen on operator actions and rollout
 // steps (a few a minute at most), and sync calls make "saved" mean saved
 // before the admin API answers. One gateway process owns a state_dir.
+//
+// Write order of a change (commit): the audit entry is appended and fsynced
+// first, then the state file is replaced. So after a crash (kill -9) at any
+// point the state file never holds a change the audit log lacks; at worst
+// the audit log holds one entry more than the state file, which the next
+// start marks `failed` (TrafficController.start). A write that fails leaves
+// the previous state file in place and throws StateWriteError; the caller
+// applies nothing.
 
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { parseAuditEvent, parseTrafficState, serializeTrafficState } from './traffic-state.ts';
 import type { AuditEvent, AuditEventInput, TrafficState } from './traffic-state.ts';
@@ -43,9 +39,45 @@ export interface StateLoadResult {
   readonly recovered: string | null;
 }
 
+/** The node:fs calls the store makes: a seam for tests that inject failures or record the write order. */
+export interface StateFs {
+  openSync(path: string, flags: string, mode?: number): number;
+  closeSync(fd: number): void;
+  writeSync(fd: number, buf: Uint8Array, offset: number, length: number, position?: number | null): number;
+  readSync(fd: number, buf: Uint8Array, offset: number, length: number, position: number | null): number;
+  fsyncSync(fd: number): void;
+  fstatSync(fd: number): { size: number };
+  ftruncateSync(fd: number, len: number): void;
+  renameSync(from: string, to: string): void;
+  unlinkSync(path: string): void;
+  mkdirSync(path: string, opts: { recursive: true }): unknown;
+  readdirSync(path: string): string[];
+  readFileSync(path: string, encoding: 'utf8'): string;
+}
+
 export interface FileStateStoreOptions {
   /** Wall-clock ms for the corrupt-file suffix (Clock.wallNow). Default Date.now. */
   readonly wallNow?: () => number;
+  /** Filesystem calls; default node:fs. */
+  readonly fs?: StateFs;
+}
+
+/**
+ * A change could not be recorded. `phase` says how far it got: `audit` =
+ * nothing was written; `state` = the audit entry (`auditId`) was written but
+ * the state file was not replaced (a `failed` entry follows it when the disk
+ * allows). Either way the state file still holds the previous state.
+ */
+export class StateWriteError extends Error {
+  readonly phase: 'audit' | 'state';
+  readonly auditId: number | null;
+  constructor(phase: 'audit' | 'state', auditId: number | null, cause: unknown) {
+    const what = errorText(cause);
+    super(phase === 'audit' ? `cannot append to the audit log: ${what}` : `cannot write the state file: ${what}`, { cause });
+    this.name = 'StateWriteError';
+    this.phase = phase;
+    this.auditId = auditId;
+  }
 }
 
 export class FileStateStore {
@@ -53,6 +85,7 @@ export class FileStateStore {
   readonly #statePath: string;
   readonly #auditPath: string;
   readonly #wallNow: () => number;
+  readonly #fs: StateFs;
   #dirReady = false;
   /** Next audit id; null until the audit file's tail has been read. */
   #nextAuditId: number | null = null;
@@ -62,6 +95,7 @@ export class FileStateStore {
     this.#statePath = join(stateDir, STATE_FILE);
     this.#auditPath = join(stateDir, AUDIT_FILE);
     this.#wallNow = options.wallNow ?? Date.now;
+    this.#fs = options.fs ?? (nodeFs as unknown as StateFs);
   }
 
   get dir(): string {
@@ -76,12 +110,13 @@ export class FileStateStore {
    */
   load(): StateLoadResult {
     this.#ensureDir();
-    for (const name of readdirSync(this.#dir)) {
-      if (name.startsWith(TEMP_PREFIX)) unlinkQuiet(join(this.#dir, name));
+    const fs = this.#fs;
+    for (const name of fs.readdirSync(this.#dir)) {
+      if (name.startsWith(TEMP_PREFIX)) unlinkQuiet(fs, join(this.#dir, name));
     }
     let text: string;
     try {
-      text = readFileSync(this.#statePath, 'utf8');
+      text = fs.readFileSync(this.#statePath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, recovered: null };
       return {
@@ -96,8 +131,8 @@ export class FileStateStore {
     const aside = `${this.#statePath}.corrupt-${stamp}`;
     let moved: string;
     try {
-      renameSync(this.#statePath, aside);
-      fsyncDir(this.#dir);
+      fs.renameSync(this.#statePath, aside);
+      fsyncDir(fs, this.#dir);
       moved = `moved it to ${aside}`;
     } catch (err) {
       moved = `could not move it aside (${(err as Error).message})`;
@@ -115,21 +150,65 @@ export class FileStateStore {
    */
   save(state: TrafficState): void {
     this.#ensureDir();
+    const fs = this.#fs;
     const tmp = join(this.#dir, `${TEMP_PREFIX}${process.pid}`);
-    const fd = openSync(tmp, 'w', 0o644);
+    const fd = fs.openSync(tmp, 'w', 0o644);
     try {
-      writeAll(fd, Buffer.from(serializeTrafficState(state), 'utf8'));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      try {
+        writeAll(fs, fd, Buffer.from(serializeTrafficState(state), 'utf8'));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.#statePath);
+    } catch (err) {
+      unlinkQuiet(fs, tmp);
+      throw err;
     }
-    renameSync(tmp, this.#statePath);
-    fsyncDir(this.#dir);
+    fsyncDir(fs, this.#dir);
+  }
+
+  /**
+   * Records one change: appends `event` to the audit log (fsynced), then saves
+   * `state`. Throws StateWriteError when either fails; after an audit entry
+   * was written but the state was not, a `failed` entry naming it is
+   * appended (best effort: the disk may be full). Returns the audit event.
+   */
+  commit(state: TrafficState, event: AuditEventInput): AuditEvent {
+    let written: AuditEvent;
+    try {
+      written = this.appendAudit(event);
+    } catch (err) {
+      throw new StateWriteError('audit', null, err);
+    }
+    try {
+      this.save(state);
+    } catch (err) {
+      const failure = new StateWriteError('state', written.id, err);
+      try {
+        this.appendAudit({
+          at: event.at,
+          actor: event.actor,
+          app: event.app,
+          action: event.action,
+          from: event.from,
+          to: null,
+          reason: `not applied: event #${written.id} was recorded but ${failure.message}; traffic unchanged`,
+          result: 'failed',
+          ...(event.version !== undefined ? { version: event.version } : {}),
+        });
+      } catch {
+        // The disk refuses this too; the next start reconciles (TrafficController.start).
+      }
+      throw failure;
+    }
+    return written;
   }
 
   /** Appends one event (numbered here: ids continue across restarts) and fsyncs it. */
   appendAudit(input: AuditEventInput): AuditEvent {
     this.#ensureDir();
+    const fs = this.#fs;
     const id = this.#nextId();
     const event: AuditEvent = {
       id,
@@ -141,26 +220,52 @@ export class FileStateStore {
       to: input.to,
       reason: input.reason,
       result: input.result,
+      ...(input.version !== undefined ? { version: input.version } : {}),
     };
-    const fd = openSync(this.#auditPath, 'a+', 0o644);
+    const fd = fs.openSync(this.#auditPath, 'a+', 0o644);
+    let size = -1;
     try {
       // A torn last line (crash mid-append) must not swallow this one.
-      const size = fstatSync(fd).size;
-      const needsNewline = size > 0 && lastByte(fd, size) !== 0x0a;
-      writeAll(fd, Buffer.from(`${needsNewline ? '\n' : ''}${JSON.stringify(event)}\n`, 'utf8'));
-      fsyncSync(fd);
+      size = fs.fstatSync(fd).size;
+      const needsNewline = size > 0 && lastByte(fs, fd, size) !== 0x0a;
+      writeAll(fs, fd, Buffer.from(`${needsNewline ? '\n' : ''}${JSON.stringify(event)}\n`, 'utf8'));
+      fs.fsyncSync(fd);
+    } catch (err) {
+      // A short write (disk full) must not leave a line that parses later as a change that happened.
+      if (size >= 0) {
+        try {
+          fs.ftruncateSync(fd, size);
+        } catch {
+          // Nothing more to do; a torn line is skipped by readers.
+        }
+      }
+      throw err;
     } finally {
-      closeSync(fd);
+      fs.closeSync(fd);
     }
     this.#nextAuditId = id + 1;
     return event;
+  }
+
+  /**
+   * The newest audit event that records a state version (an applied or
+   * attempted change), looking back at most `maxLines` lines; null if none.
+   */
+  lastVersionedEvent(maxLines = 1000): AuditEvent | null {
+    let n = 0;
+    for (const line of linesBackward(this.#fs, this.#auditPath)) {
+      if (++n > maxLines) break;
+      const event = parseAuditEvent(line);
+      if (event !== null && event.version !== undefined) return event;
+    }
+    return null;
   }
 
   /** The newest `limit` events, newest first. Reads only the file's tail. */
   readAudit(limit: number): AuditEvent[] {
     const out: AuditEvent[] = [];
     if (limit <= 0) return out;
-    for (const line of linesBackward(this.#auditPath)) {
+    for (const line of linesBackward(this.#fs, this.#auditPath)) {
       const event = parseAuditEvent(line);
       if (event === null) continue;
       out.push(event);
@@ -172,7 +277,7 @@ export class FileStateStore {
   #nextId(): number {
     if (this.#nextAuditId === null) {
       let last = 0;
-      for (const line of linesBackward(this.#auditPath)) {
+      for (const line of linesBackward(this.#fs, this.#auditPath)) {
         const event = parseAuditEvent(line);
         if (event !== null) {
           last = event.id;
@@ -186,58 +291,62 @@ export class FileStateStore {
 
   #ensureDir(): void {
     if (this.#dirReady) return;
-    mkdirSync(this.#dir, { recursive: true });
+    this.#fs.mkdirSync(this.#dir, { recursive: true });
     this.#dirReady = true;
   }
 }
 
-function writeAll(fd: number, buf: Buffer): void {
+function writeAll(fs: StateFs, fd: number, buf: Buffer): void {
   let off = 0;
-  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
 }
 
-function lastByte(fd: number, size: number): number {
+function lastByte(fs: StateFs, fd: number, size: number): number {
   const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, size - 1);
+  fs.readSync(fd, b, 0, 1, size - 1);
   return b[0]!;
 }
 
 /** Makes a rename durable. Not possible on every platform (Windows): best effort. */
-function fsyncDir(dir: string): void {
+function fsyncDir(fs: StateFs, dir: string): void {
   let fd: number;
   try {
-    fd = openSync(dir, 'r');
+    fd = fs.openSync(dir, 'r');
   } catch {
     return;
   }
   try {
-    fsyncSync(fd);
+    fs.fsyncSync(fd);
   } catch {
     // EISDIR / EPERM on platforms without directory fsync.
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
 }
 
-function unlinkQuiet(path: string): void {
+function unlinkQuiet(fs: StateFs, path: string): void {
   try {
-    unlinkSync(path);
+    fs.unlinkSync(path);
   } catch {
     // Already gone.
   }
 }
 
+function errorText(err: unknown): string {
+  return (err as Error)?.message ?? String(err);
+}
+
 /** Non-empty lines of a file, last first, reading 64 KiB chunks from the end. */
-function* linesBackward(path: string): Generator<string> {
+function* linesBackward(fs: StateFs, path: string): Generator<string> {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = fs.openSync(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
   try {
-    let pos = fstatSync(fd).size;
+    let pos = fs.fstatSync(fd).size;
     let carry = Buffer.alloc(0);
     while (pos > 0) {
       const n = Math.min(TAIL_CHUNK_BYTES, pos);
@@ -245,7 +354,7 @@ function* linesBackward(path: string): Generator<string> {
       const chunk = Buffer.allocUnsafe(n);
       let got = 0;
       while (got < n) {
-        const r = readSync(fd, chunk, got, n - got, pos + got);
+        const r = fs.readSync(fd, chunk, got, n - got, pos + got);
         if (r === 0) break;
         got += r;
       }
@@ -261,6 +370,6 @@ function* linesBackward(path: string): Generator<string> {
     }
     if (carry.length > 0) yield carry.toString('utf8');
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
 }

@@ -1,7 +1,12 @@
 // The one writer of traffic state (file mode): operator changes and the
 // rollout driver go through here. Each change is decided by the pure
-// functions in rollout.ts / traffic-state.ts, persisted (fsync + rename),
-// appended to the audit log, and only then published as a new snapshot.
+// functions in rollout.ts / traffic-state.ts into a candidate state, recorded
+// (audit entry first, then the state file: FileStateStore.commit) and only
+// when both writes succeeded becomes the controller's state and is published
+// as a new snapshot. A failed write changes nothing, now or later: the
+// candidate is dropped, the operator gets 503 STATE_WRITE_FAILED, and a
+// rollout step the driver could not record is not taken (the rollout stays
+// on its step and the next tick decides again and retries the write).
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { RolloutPolicy } from '../config/types.ts';
@@ -21,7 +26,7 @@ import {
   type RolloutState,
   type RolloutTransition,
 } from './rollout.ts';
-import type { FileStateStore } from './state-store.ts';
+import { StateWriteError, type FileStateStore } from './state-store.ts';
 import {
   applyRolloutTransition,
   applyWeights,
@@ -38,6 +43,19 @@ export interface TrafficDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Instruments;
+}
+
+/** The last failed state write, until a write succeeds again (status API, logs). */
+export interface StateWriteFailure {
+  readonly message: string;
+  /** Wall-clock ms of the first failure in this run of failures. */
+  readonly sinceMs: number;
+  /** Wall-clock ms of the latest failure. */
+  readonly lastMs: number;
+  /** Failed writes in a row. */
+  readonly attempts: number;
+  readonly app: string;
+  readonly action: string;
 }
 
 /** Outcome of an operator action: ok, or a refusal with an HTTP status and a stable code. */
@@ -79,6 +97,11 @@ export class TrafficController {
   #state: TrafficState = emptyTrafficState();
   #timer: TimerHandle | null = null;
   #running = false;
+  /** Highest state version any audit entry names: a version is never given to two changes. */
+  #versionFloor = 0;
+  #writeFailure: StateWriteFailure | null = null;
+  /** Apps whose driver step could not be recorded: the failure, until a write for the app succeeds. */
+  readonly #stalled = new Map<string, StateWriteFailure>();
   readonly #d: TrafficDeps;
 
   constructor(deps: TrafficDeps) {
@@ -89,6 +112,16 @@ export class TrafficController {
     return this.#state;
   }
 
+  /** The current run of failed state writes, or null when the last write succeeded. */
+  get writeFailure(): StateWriteFailure | null {
+    return this.#writeFailure;
+  }
+
+  /** Why the app's rollout is held on its step (its next transition could not be recorded), or null. */
+  rolloutStall(app: string): StateWriteFailure | null {
+    return this.#stalled.get(app) ?? null;
+  }
+
   /** Loads persisted state (a damaged file is moved aside, never fatal) and publishes the first snapshot. */
   start(): void {
     const { state, recovered } = this.#d.store.load();
@@ -97,6 +130,7 @@ export class TrafficController {
       this.#audit({ actor: 'gateway', app: '*', action: 'state_recovered', from: null, to: null, reason: recovered, result: 'ok' });
     }
     let s = state ?? emptyTrafficState();
+    this.#reconcileAudit(state, recovered !== null);
     // Step timing restarts: the measurements of a step in progress died with the old process.
     for (const t of Object.values(s.apps)) {
       if (t.rollout?.phase === 'progressing') s = applyRolloutTransition(s, restartStepTimer(t.rollout, this.#d.clock.wallNow()));
@@ -167,18 +201,16 @@ export class TrafficController {
       }
     }
     if (sameWeights(current, next)) return { ok: true, weights: current, rollout };
-    this.#state = applyWeights(this.#state, app, next);
-    this.#commit();
     const atomic = Object.values(next).includes(100);
-    this.#audit({
+    const failed = this.#commit(applyWeights(this.#state, app, next), {
       actor: opts.actor,
       app,
       action: 'set_weights',
       from: current,
       to: next,
       reason: opts.reason ?? (atomic ? 'atomic switch' : 'weights set'),
-      result: 'ok',
     });
+    if (failed !== null) return failed;
     this.#d.log.info({ app, from: current, to: next, actor: opts.actor }, 'traffic weights changed');
     return { ok: true, weights: next, rollout };
   }
@@ -254,39 +286,45 @@ export class TrafficController {
       if (r === null || r.phase !== 'progressing') continue;
       const obs = this.#d.reconciler.stats.snapshotFor(app, r.pendingCluster);
       const before = t.weights;
+      // A step that cannot be recorded is not taken: the rollout stays where it is and the
+      // next tick decides again (with fresher numbers) and retries the write.
       this.#applyTransition(app, before, stepRollout(r, obs, now), 'rollout');
     }
   }
 
   #applyResult(app: string, current: Weights, r: RolloutResult, actor: string, action: AuditEvent['action']): ActionResult {
     if (!r.ok) return this.#refused(app, action, current, REFUSAL_STATUS[r.code] ?? 409, r.code, r.message, actor);
-    this.#applyTransition(app, current, r, actor);
+    const failed = this.#applyTransition(app, current, r, actor);
+    if (failed !== null) return failed;
     // A rollout started or resumed with a short interval must not wait out the previous (longer) driver period.
     this.#reschedule();
     return { ok: true, weights: this.weightsOf(app) ?? current, rollout: r.state };
   }
 
-  #applyTransition(app: string, before: Weights, t: RolloutTransition, actor: string): void {
+  /** Records and applies a rollout transition; the refusal to answer when it could not be recorded. */
+  #applyTransition(app: string, before: Weights, t: RolloutTransition, actor: string): ActionResult | null {
     const next = applyRolloutTransition(this.#state, t);
-    if (t.resetStats) this.#d.reconciler.stats.resetFor(app, t.state.pendingCluster);
-    if (next === this.#state) return;
-    this.#state = next;
-    this.#commit();
-    if (t.event !== null) {
-      const after = this.#state.apps[app]?.weights ?? before;
-      this.#audit({
-        actor,
-        app,
-        action: auditActionFor(t.event.kind),
-        from: t.weights === null ? null : before,
-        to: t.weights === null ? null : after,
-        reason: t.event.reason,
-        result: 'ok',
-      });
-      this.#count(app, t);
-      const level = t.event.kind.startsWith('failed') ? 'warn' : 'info';
-      this.#d.log[level]({ app, event: t.event.kind, weights: after }, t.event.reason);
+    if (next === this.#state || t.event === null) {
+      // Nothing to record (waiting out the interval, holding for min_requests).
+      if (t.resetStats) this.#d.reconciler.stats.resetFor(app, t.state.pendingCluster);
+      return null;
     }
+    const after = next.apps[app]?.weights ?? before;
+    const failed = this.#commit(next, {
+      actor,
+      app,
+      action: auditActionFor(t.event.kind),
+      from: t.weights === null ? null : before,
+      to: t.weights === null ? null : after,
+      reason: t.event.reason,
+    });
+    if (failed !== null) return failed;
+    // Only now: the new step's observation window starts with the step actually taken.
+    if (t.resetStats) this.#d.reconciler.stats.resetFor(app, t.state.pendingCluster);
+    this.#count(app, t);
+    const level = t.event.kind.startsWith('failed') ? 'warn' : 'info';
+    this.#d.log[level]({ app, event: t.event.kind, weights: after }, t.event.reason);
+    return null;
   }
 
   #count(app: string, t: RolloutTransition): void {
@@ -303,9 +341,95 @@ export class TrafficController {
     return refuse(status, code, message);
   }
 
-  #commit(): void {
-    this.#d.store.save(this.#state);
+  /**
+   * Records `candidate` (audit entry, then state file) and only then makes it
+   * the state and publishes it. On failure nothing changes and the refusal
+   * to answer is returned (the failure is logged and kept for status).
+   */
+  #commit(candidate: TrafficState, e: Omit<AuditEvent, 'id' | 'at' | 'result' | 'version'>): ActionResult | null {
+    // Versions are never reused, even after a change whose state write failed.
+    const version = Math.max(candidate.version, this.#versionFloor + 1);
+    const next = version === candidate.version ? candidate : { ...candidate, version };
+    const at = new Date(this.#d.clock.wallNow()).toISOString();
+    try {
+      this.#d.store.commit(next, { ...e, at, result: 'ok', version });
+    } catch (err) {
+      if (err instanceof StateWriteError && err.phase === 'state') this.#versionFloor = version;
+      return this.#writeFailed(e.app, e.action, err, e.actor === 'rollout');
+    }
+    this.#versionFloor = version;
+    this.#state = next;
+    this.#writeSucceeded(e.app);
     this.#publish();
+    return null;
+  }
+
+  #writeFailed(app: string, action: string, err: unknown, byDriver: boolean): ActionResult {
+    const now = this.#d.clock.wallNow();
+    const message = (err as Error)?.message ?? String(err);
+    const prev = this.#writeFailure;
+    const failure: StateWriteFailure = {
+      message,
+      sinceMs: prev?.sinceMs ?? now,
+      lastMs: now,
+      attempts: (prev?.attempts ?? 0) + 1,
+      app,
+      action,
+    };
+    this.#writeFailure = failure;
+    const stalledBefore = this.#stalled.get(app);
+    if (byDriver) this.#stalled.set(app, { ...failure, sinceMs: stalledBefore?.sinceMs ?? now, attempts: (stalledBefore?.attempts ?? 0) + 1 });
+    // The driver retries every tick: log the first failure of a run, not every retry.
+    if (!byDriver || stalledBefore === undefined) {
+      this.#d.log.error(
+        { app, action, stateDir: this.#d.store.dir, err: message },
+        byDriver
+          ? 'TRAFFIC STATE NOT SAVED: rollout step not taken; the rollout stays on its step and retries every tick'
+          : 'TRAFFIC STATE NOT SAVED: change refused; traffic unchanged',
+      );
+    }
+    return refuse(
+      503,
+      'STATE_WRITE_FAILED',
+      `the traffic state could not be saved in ${this.#d.store.dir} (${message}); nothing was changed`,
+    );
+  }
+
+  #writeSucceeded(app: string): void {
+    const stalled = this.#stalled.get(app);
+    if (stalled !== undefined) {
+      this.#stalled.delete(app);
+      this.#d.log.info({ app, attempts: stalled.attempts }, 'traffic state saved again; rollout moves on');
+    }
+    if (this.#writeFailure !== null) {
+      this.#d.log.info({ stateDir: this.#d.store.dir, failedWrites: this.#writeFailure.attempts }, 'traffic state writes work again');
+      this.#writeFailure = null;
+    }
+  }
+
+  /**
+   * At start: the newest versioned audit entry may name a change whose state
+   * write never happened (the process died between the two writes, or the
+   * write failed and so did the `failed` entry). Mark it `failed` (with its
+   * version, so it is marked once) so the audit log says what traffic really
+   * did, and never reuse its version.
+   */
+  #reconcileAudit(loaded: TrafficState | null, damaged: boolean): void {
+    let last: AuditEvent | null;
+    try {
+      last = this.#d.store.lastVersionedEvent();
+    } catch (err) {
+      this.#d.log.error({ err: (err as Error).message }, 'could not read the audit log');
+      return;
+    }
+    const savedVersion = loaded?.version ?? 0;
+    this.#versionFloor = Math.max(savedVersion, last?.version ?? 0);
+    if (damaged || last === null || last.result !== 'ok' || (last.version ?? 0) <= savedVersion) return;
+    const reason = `not applied: event #${last.id} (version ${last.version}) was recorded but the state file was not written (${
+      loaded === null ? 'there is no state file' : `the state file is at version ${savedVersion}`
+    }); traffic unchanged`;
+    this.#d.log.warn({ app: last.app, event: last.id }, reason);
+    this.#audit({ actor: 'gateway', app: last.app, action: last.action, from: last.from, to: null, reason, result: 'failed', version: last.version! });
   }
 
   #audit(e: Omit<AuditEvent, 'id' | 'at'>): void {
