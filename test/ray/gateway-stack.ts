@@ -10,9 +10,11 @@ import { LogRecorder } from '../helpers/stack.ts';
 import { send } from '../conformance/http-client.ts';
 import type { HttpResult } from '../conformance/http-client.ts';
 import type { RayCluster, ServeDoc } from './ray-cluster.ts';
-import { waitUntil } from './ray-cluster.ts';
+import { DEADLINE, machineLoad, waitUntil } from './ray-cluster.ts';
 
 export const ADMIN_TOKEN = 'ray-test-token';
+/** The stack's dashboard_poll_interval (the poll's timeout is the same, capped at 5 s). */
+export const DASHBOARD_POLL_MS = 250;
 
 export type LogLine = LogRecorder['lines'][number];
 
@@ -40,7 +42,7 @@ export async function startGatewayFor(clusters: RayCluster[], serveDocs: ServeDo
     })),
     applications: { '*': { weights: { [clusters[0]!.name]: 100 } } },
     health: { probe_interval: '250ms', probe_timeout: '1s' },
-    dashboard_poll_interval: '250ms',
+    dashboard_poll_interval: `${DASHBOARD_POLL_MS}ms`,
     access_log: { sample_rate: 0 },
     shutdown: { drain_delay: '0s', grace_period: '2s' },
     ...extra,
@@ -93,15 +95,40 @@ export async function dashboardReachable(stack: GatewayStack, cluster: string): 
   return c?.dashboard?.reachable ?? null;
 }
 
+/** What the gateway shows for `cluster` (its dashboard poll, endpoints) and for `apps` on it: for a wait's timeout message. */
+export async function observeGateway(stack: GatewayStack, cluster: string, apps: string[] = []): Promise<string> {
+  let s: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  try {
+    s = await stack.status();
+  } catch (err) {
+    return `gateway admin API: ${String(err)}`;
+  }
+  const c = (s['clusters'] as Array<Record<string, any>>).find((x) => x['name'] === cluster); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const lines = [
+    c
+      ? `gateway view of ${cluster}: dashboard ${JSON.stringify(c['dashboard'])}; apps_source ${c['apps_source']}, stale ${c['apps_stale']}; circuit ${c['circuit']}; endpoints ${JSON.stringify((c['endpoints'] as Array<Record<string, unknown>>).map((e) => ({ url: e['url'], healthy: e['healthy'], probe: e['probe'], message: e['probe_message'] })))}`
+      : `gateway has no cluster ${cluster}`,
+  ];
+  for (const a of apps) {
+    const app = (s['apps'] as Array<{ name: string; clusters: Array<Record<string, unknown>> }>).find((x) => x.name === a);
+    const t = app?.clusters.find((x) => x['cluster'] === cluster);
+    lines.push(t ? `gateway app ${a} on ${cluster}: status ${t['status']}, replicas ${t['replicas']}, capacity ${t['capacity']}, in_flight ${t['in_flight']}` : `gateway app ${a}: no ${cluster} target`);
+  }
+  const warn = stack.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-5);
+  if (warn.length > 0) lines.push(`last gateway warnings:\n  ${warn.map((l) => `${l.level} ${l.msg ?? ''} ${JSON.stringify(l.obj)}`.slice(0, 300)).join('\n  ')}`);
+  lines.push(machineLoad());
+  return lines.join('\n');
+}
+
 /** Waits until every app of `apps` is RUNNING on `cluster` with live capacity. */
-export async function waitLive(stack: GatewayStack, cluster: string, apps: string[], timeoutMs = 30_000): Promise<void> {
+export async function waitLive(stack: GatewayStack, cluster: string, apps: string[], timeoutMs: number = DEADLINE.gatewayLive): Promise<void> {
   await waitUntil(`gateway sees ${apps.join(',')} live on ${cluster}`, timeoutMs, async () => {
     for (const a of apps) {
       const c = await capacityOf(stack, a, cluster);
       if (c.status !== 'RUNNING' || c.capacity <= 0) return false;
     }
     return true;
-  });
+  }, { observe: () => observeGateway(stack, cluster, apps) });
 }
 
 export interface LoadResult {
@@ -112,15 +139,19 @@ export interface LoadResult {
   /** Requests started after `mark()` and which cluster served them. */
   afterMark: Record<string, number>;
   streams: number;
+  /** 'stop': stop() ended it; 'limit': it ran its whole duration. */
+  endedBy: 'stop' | 'limit' | 'running';
 }
 
 /**
- * `clients` closed loops for `durationMs`, alternating a JSON request and an
- * SSE stream; a request fails on any non-200, a transport error, or a stream
- * that does not end in data: [DONE].
+ * `clients` closed loops until stop() or for at most `durationMs` (a fixed run,
+ * or an upper bound for a load the test stops itself: check `endedBy`),
+ * alternating a JSON request and an SSE stream; a request fails on any non-200,
+ * a transport error, or a stream that does not end in data: [DONE].
  */
 export function runLoad(baseUrl: string, opts: { clients: number; durationMs: number; path: string }): { done: Promise<LoadResult>; mark(): void; stop(): void; snapshot(): LoadResult } {
-  const res: LoadResult = { ok: 0, failed: 0, failures: [], byCluster: {}, afterMark: {}, streams: 0 };
+  const res: LoadResult = { ok: 0, failed: 0, failures: [], byCluster: {}, afterMark: {}, streams: 0, endedBy: 'running' };
+  let stopped = false;
   let marked = false;
   let end = Date.now() + opts.durationMs;
   const client = async (k: number): Promise<void> => {
@@ -149,11 +180,17 @@ export function runLoad(baseUrl: string, opts: { clients: number; durationMs: nu
       }
     }
   };
-  const done = Promise.all(Array.from({ length: opts.clients }, (_, k) => client(k))).then(() => res);
+  const done = Promise.all(Array.from({ length: opts.clients }, (_, k) => client(k))).then(() => {
+    res.endedBy = stopped ? 'stop' : 'limit';
+    return res;
+  });
   return {
     done,
     mark: () => (marked = true),
-    stop: () => (end = 0),
+    stop: () => {
+      if (res.endedBy === 'running' && Date.now() < end) stopped = true;
+      end = 0;
+    },
     snapshot: () => structuredClone(res),
   };
 }

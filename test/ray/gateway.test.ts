@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { send, sseData } from '../conformance/http-client.ts';
-import { APPS_DIR, RayCluster, rayUnavailable, startClusters, waitUntil } from './ray-cluster.ts';
+import { APPS_DIR, CLUSTER_SETUP_TIMEOUT_MS, RayCluster, rayUnavailable, startClusters, waitUntil } from './ray-cluster.ts';
 import type { ServeDoc } from './ray-cluster.ts';
-import { capacityOf, runLoad, startGatewayFor, waitLive } from './gateway-stack.ts';
+import { capacityOf, observeGateway, runLoad, startGatewayFor, waitLive } from './gateway-stack.ts';
 import type { GatewayStack } from './gateway-stack.ts';
 import { openWs, rawUpgrade, refusedWs } from './ws-client.ts';
 import type { WsConn } from './ws-client.ts';
@@ -31,7 +31,7 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
     const docs: ServeDoc[] = [blue.serveDoc(file), green.serveDoc(file)];
     stack = await startGatewayFor([blue, green], docs);
     await Promise.all([waitLive(stack, 'blue', APPS), waitLive(stack, 'green', APPS)]);
-  }, { timeout: 240_000 });
+  }, { timeout: CLUSTER_SETUP_TIMEOUT_MS });
 
   after(async () => {
     await stack?.close();
@@ -133,6 +133,10 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
     assert.ok(t, `wsapp has a ${cluster} target`);
     return t.limiter;
   };
+  // A slot is released when the gateway sees the WebSocket end (both sockets
+  // closed): immediate when idle, seconds on a busy 2-core machine.
+  const SLOT_WAIT_MS = 20_000;
+  const slotWait = { everyMs: 20, observe: () => `wsapp in flight: blue ${wsLimiter('blue').inFlight}, green ${wsLimiter('green').inFlight}` };
   const whoami = async (c: WsConn): Promise<{ app: string; cluster: string; replica: string; path: string }> => JSON.parse(await c.ask('whoami'));
   const closeAll = async (conns: WsConn[]) => {
     await Promise.all(conns.map((c) => c.close()));
@@ -203,14 +207,14 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
       const ev = await c.close();
       assert.equal(ev.code, 1000, 'clean close handshake through the gateway');
     }
-    await waitUntil('wsapp slot released', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+    await waitUntil('wsapp slot released', SLOT_WAIT_MS, async () => wsLimiter('blue').inFlight === 0, slotWait);
     // The handshake's response head as a raw client sees it.
     const raw = await rawUpgrade(`${stack.url}/wsapp/ws/echo`);
     assert.equal(raw.status, 101);
     assert.equal(String(raw.headers['upgrade']).toLowerCase(), 'websocket');
     assert.equal(raw.headers['x-serve-cluster'], 'blue');
     assert.ok(raw.headers['sec-websocket-accept'], 'Serve (uvicorn) answered the handshake');
-    await waitUntil('wsapp slot released after the raw upgrade', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+    await waitUntil('wsapp slot released after the raw upgrade', SLOT_WAIT_MS, async () => wsLimiter('blue').inFlight === 0, slotWait);
   });
 
   test('WebSocket through the gateway: closed by the app (code 4000), or refused by it (no such route): the slot is released', { timeout: 60_000 }, async () => {
@@ -221,7 +225,7 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
     const ev = await c.closed;
     assert.equal(ev.code, 4000, 'the close code from the app reaches the client');
     assert.equal(ev.reason, 'bye');
-    await waitUntil('slot released after the app closed', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+    await waitUntil('slot released after the app closed', SLOT_WAIT_MS, async () => wsLimiter('blue').inFlight === 0, slotWait);
     // No WebSocket route at this path: the app refuses the handshake.
     const direct = await rawUpgrade(`${blue.serveUrl}/wsapp/ws/nope`);
     const via = await rawUpgrade(`${stack.url}/wsapp/ws/nope`);
@@ -231,7 +235,7 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
     assert.equal(via.headers['x-gateway-flag'], undefined, 'answered by Serve, not the gateway');
     const refused = await refusedWs(`${base}/wsapp/ws/nope`);
     assert.deepEqual([refused.opened, refused.error], [false, true]);
-    await waitUntil('slot released after the refusal', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+    await waitUntil('slot released after the refusal', SLOT_WAIT_MS, async () => wsLimiter('blue').inFlight === 0, slotWait);
   });
 
   test('WebSocket admission: max_ongoing_requests × replicas connections, then 503 QF; a slot frees on close', { timeout: 60_000 }, async () => {
@@ -257,7 +261,7 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
       assert.equal(wsLimiter('blue').inFlight, 4, 'refusals hold no slot');
       for (const c of conns) assert.equal(await c.ask('still here'), 'echo: still here', 'the held connections are untouched');
       await conns.shift()!.close();
-      await waitUntil('one slot free', 5000, async () => wsLimiter('blue').inFlight === 3, 20);
+      await waitUntil('one slot free', SLOT_WAIT_MS, async () => wsLimiter('blue').inFlight === 3, slotWait);
       const again = await openWs(url);
       conns.push(again);
       assert.equal(await again.ask('again'), 'echo: again');
@@ -265,20 +269,38 @@ describe('gateway in front of real Ray Serve', { skip: skip ?? false }, () => {
     } finally {
       await closeAll(conns);
     }
-    await waitUntil('every wsapp slot released', 5000, async () => wsLimiter('blue').inFlight === 0, 20);
+    await waitUntil('every wsapp slot released', SLOT_WAIT_MS, async () => wsLimiter('blue').inFlight === 0, slotWait);
   });
 
   test('switch all traffic blue → green under load: no failed request', { timeout: 60_000 }, async () => {
-    const load = runLoad(stack.url, { clients: 8, durationMs: 5000, path: '/llm/chat' });
-    await new Promise((r) => setTimeout(r, 2500));
-    for (const app of APPS) await stack.setWeights(app, { blue: 0, green: 100 });
-    load.mark();
+    const tLoad = Date.now();
+    // Load until stopped (bounded by the test timeout), not for a fixed time: on a
+    // busy machine the switch itself can take seconds, and requests must run on
+    // both sides of it.
+    const load = runLoad(stack.url, { clients: 8, durationMs: 60_000, path: '/llm/chat' });
+    try {
+      const observe = async () => `load ${JSON.stringify(load.snapshot())}\n${await observeGateway(stack, 'green', ['llm'])}`;
+      await waitUntil('2.5 s of load on blue before the switch', 20_000, async () => {
+        const s = load.snapshot();
+        return s.ok >= 50 && Date.now() - tLoad >= 2500;
+      }, { observe });
+      for (const app of APPS) await stack.setWeights(app, { blue: 0, green: 100 });
+      load.mark();
+      const tSwitch = Date.now();
+      await waitUntil('2.5 s of load after the switch', 20_000, async () => {
+        const s = load.snapshot();
+        return Object.values(s.afterMark).reduce((a, b) => a + b, 0) >= 50 && Date.now() - tSwitch >= 2500;
+      }, { observe });
+    } finally {
+      load.stop();
+    }
     const res = await load.done;
     console.log(`switch under load: ${res.ok + res.failed} requests (${res.streams} streams), ${res.failed} failed; by cluster ${JSON.stringify(res.byCluster)}; started after the switch ${JSON.stringify(res.afterMark)}`);
     assert.deepEqual(res.failures, []);
     assert.equal(res.failed, 0);
     assert.ok((res.byCluster['blue'] ?? 0) > 0 && (res.byCluster['green'] ?? 0) > 0, 'both clusters served');
     assert.deepEqual(Object.keys(res.afterMark), ['green'], 'requests started after the switch all went to green');
+    assert.equal(res.endedBy, 'stop', 'the load ran through the switch');
     const r = await send(`${stack.url}/llm/after`);
     assert.equal((JSON.parse(r.body) as { cluster: string }).cluster, 'green');
   });

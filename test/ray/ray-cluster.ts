@@ -9,9 +9,10 @@
 // The venv comes from scripts/ray-env.sh (RAY_VENV); tests skip without it.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -131,20 +132,207 @@ export async function freePortBlocks(blocks: number): Promise<number[]> {
   throw new Error('no free port blocks in 21000-29999');
 }
 
+// ---------------------------------------------------------------- deadlines
+
+/**
+ * Deadlines of the slow suite, sized for a busy 2-core CI machine (two Ray
+ * clusters and the gateway sharing it), not for a typical run: several times
+ * what such a machine was seen to need (docs/ci.md). A deadline only bounds a
+ * failing run; a passing run never waits for one. Hook and test timeouts are
+ * sums of these, so a wait always runs out (with its diagnostic) before the
+ * node:test timeout of the hook or test around it.
+ */
+export const DEADLINE = {
+  /** `ray start` returned → dashboard answers GET /api/serve/applications/ (measured 1-3 s: `ray start` waits for most of it). */
+  dashboardStart: 300_000,
+  /** PUT /api/serve/applications/ → every app RUNNING (typical well under a minute). */
+  deploy: 300_000,
+  /** Apps RUNNING → the Serve proxy answers /-/healthz (typical < 5 s). */
+  proxy: 120_000,
+  /** Apps RUNNING on Ray → the gateway's dashboard poll shows them live (typical < 2 s). */
+  gatewayLive: 60_000,
+  /** A killed GCS restarted → the raylet back on it and the proxy healthy (measured < 1 s). */
+  gcsRestart: 180_000,
+  /** A killed dashboard restarted → it answers 200 again (measured 15 s idle, 68-95 s on a busy machine; CI saw 35 s to over 85 s). */
+  dashboardRestart: 360_000,
+  /** Every process of a stopped cluster gone (typical < 1 s). */
+  processesGone: 60_000,
+} as const;
+
+/** Timeout for a before() hook that starts clusters, deploys and starts a gateway (waits run one after another). */
+export const CLUSTER_SETUP_TIMEOUT_MS = DEADLINE.dashboardStart + DEADLINE.deploy + DEADLINE.proxy + DEADLINE.gatewayLive + 60_000;
+
 // ---------------------------------------------------------------- polling
 
-export async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
+export interface WaitOptions {
+  /** Pause between probes (default 200 ms). */
+  readonly everyMs?: number;
+  /**
+   * What to report when the wait runs out: called once, on timeout, and its
+   * text appended to the error, so the failure can be diagnosed from the CI log
+   * alone (process alive? port open? last HTTP answer? tail of the Ray log).
+   */
+  readonly observe?: () => string | Promise<string>;
+}
+
+/**
+ * Thrown by a probe when waiting longer cannot help (e.g. the dashboard logged
+ * that it cannot start): waitUntil stops at once and reports it with observe().
+ */
+export class WaitAborted extends Error {}
+
+/** Longest a single observe() may take before its diagnostic is given up. */
+const OBSERVE_TIMEOUT_MS = 15_000;
+
+/**
+ * Probes every `everyMs` until `probe` returns a value (not null/undefined/false)
+ * or `timeoutMs` runs out. A probe that hangs does not hold the wait past its
+ * deadline. On timeout the error names what was awaited, how many probes ran,
+ * what the last one did (its exception, or "not yet"), and what `observe` saw.
+ */
+export async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>, opts: number | WaitOptions = {}): Promise<T> {
+  const { everyMs = 200, observe } = typeof opts === 'number' ? { everyMs: opts } : opts;
+  const start = Date.now();
+  const deadline = start + timeoutMs;
+  let probes = 0;
+  let lastError: unknown = null;
+  let lastErrorAt = 0;
+  let lastResult = 'none yet';
   for (;;) {
+    probes++;
+    let timer: NodeJS.Timeout | undefined;
+    const cutoff = new Promise<'cutoff'>((r) => (timer = setTimeout(() => r('cutoff'), Math.max(deadline - Date.now(), everyMs))));
     try {
-      const v = await probe();
-      if (v !== null && v !== undefined && v !== false) return v;
+      const v = await Promise.race([probe(), cutoff]);
+      if (v === 'cutoff') lastResult = 'still running at the deadline';
+      else if (v !== null && v !== undefined && v !== false) return v as T;
+      else lastResult = `returned ${String(v)}`;
     } catch (err) {
-      last = err;
+      if (err instanceof WaitAborted) {
+        let msg = `gave up after ${Date.now() - start} ms waiting for ${what}: ${err.message}`;
+        if (observe) msg += `\nobserved:\n${indent(await observeSafely(observe))}`;
+        throw new Error(msg);
+      }
+      lastError = err;
+      lastErrorAt = Date.now();
+      lastResult = `threw: ${errText(err)}`;
+    } finally {
+      clearTimeout(timer);
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) {
+      let msg = `timed out after ${timeoutMs} ms waiting for ${what} (${probes} probes; last probe ${lastResult}`;
+      if (lastError !== null && !lastResult.startsWith('threw')) msg += `; last error ${Math.round((Date.now() - lastErrorAt) / 1000)} s before the deadline: ${errText(lastError)}`;
+      msg += ')';
+      if (observe) msg += `\nobserved at the deadline:\n${indent(await observeSafely(observe))}`;
+      throw new Error(msg);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function observeSafely(observe: () => string | Promise<string>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      Promise.resolve().then(observe),
+      new Promise<string>((r) => (timer = setTimeout(() => r(`(observe did not finish within ${OBSERVE_TIMEOUT_MS} ms)`), OBSERVE_TIMEOUT_MS))),
+    ]);
+  } catch (err) {
+    return `(observe failed: ${errText(err)})`;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errText(err: unknown): string {
+  const e = err as { message?: string; code?: string; cause?: { code?: string; message?: string } } | null;
+  if (e === null || typeof e !== 'object') return String(err);
+  const cause = e.cause?.code ?? e.cause?.message;
+  return `${e.message ?? String(err)}${e.code && !(e.message ?? '').includes(e.code) ? ` (${e.code})` : ''}${cause ? ` (${cause})` : ''}`;
+}
+
+function indent(text: string): string {
+  return text.split('\n').map((l) => `  ${l}`).join('\n');
+}
+
+// ---------------------------------------------------------------- diagnostics
+
+/** "alive (state S)", "zombie", or "gone": a pid as /proc shows it. */
+export function procState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state === 'Z' ? 'zombie' : `alive (state ${state})`;
+  } catch {
+    return 'gone';
+  }
+}
+
+/** TCP connect to 127.0.0.1:port: "open", "refused", "timeout", or the error code. */
+export function tcpState(port: number, timeoutMs = 2000): Promise<string> {
+  return new Promise((res) => {
+    const t0 = Date.now();
+    const s = connect({ port, host: '127.0.0.1' });
+    s.setTimeout(timeoutMs, () => {
+      s.destroy();
+      res(`no answer within ${timeoutMs} ms`);
+    });
+    s.once('connect', () => {
+      s.destroy();
+      res(`open (connect ${Date.now() - t0} ms)`);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => res(e.code === 'ECONNREFUSED' ? 'refused' : (e.code ?? e.message)));
+  });
+}
+
+/** One GET, described: "200 in 35 ms: {...}" or the error. */
+export async function httpState(url: string, timeoutMs = 5000): Promise<string> {
+  const t0 = Date.now();
+  try {
+    const r = await httpGet(url, timeoutMs);
+    return `${r.status} in ${Date.now() - t0} ms: ${r.text.slice(0, 300).replace(/\s+/g, ' ')}`;
+  } catch (err) {
+    return `error after ${Date.now() - t0} ms: ${errText(err)}`;
+  }
+}
+
+/** The last `lines` lines of a text file, or why not. */
+export function tailFile(path: string, lines = 8): string {
+  try {
+    const st = statSync(path);
+    const fd = openSync(path, 'r');
+    try {
+      const len = Math.min(st.size, 64 * 1024);
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, st.size - len);
+      const all = buf.toString('utf8').split('\n');
+      if (all.at(-1) === '') all.pop();
+      return all.slice(-lines).map((l) => l.slice(0, 400)).join('\n') || '(empty)';
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    return `(${errText(err)})`;
+  }
+}
+
+/** The dashboard's log files under logs/. */
+const DASHBOARD_LOGS = ['dashboard.log', 'dashboard.err'] as const;
+
+/** "load average 3.10 2.80 2.10 on 2 CPUs": how busy the machine was. */
+export function machineLoad(): string {
+  try {
+    return `load average ${readFileSync('/proc/loadavg', 'latin1').split(' ').slice(0, 3).join(' ')} on ${availableParallelism()} CPUs`;
+  } catch {
+    return 'load average unknown';
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim();
+  } catch {
+    return '';
   }
 }
 
@@ -167,7 +355,7 @@ function httpCall(method: string, url: string, body: string | null, timeoutMs: n
   });
 }
 
-function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
+export function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; text: string }> {
   return httpCall('GET', url, null, timeoutMs);
 }
 
@@ -192,7 +380,9 @@ export class Redis {
     if (child.pid === undefined) throw new Error('redis-server did not start');
     groups.add(child.pid);
     const r = new Redis(port, child);
-    await waitUntil(`redis on ${port}`, 10_000, async () => !(await portFree(port)));
+    await waitUntil(`redis on ${port}`, 60_000, async () => !(await portFree(port)), {
+      observe: async () => `redis-server pid ${child.pid}: ${procState(child.pid as number)}; port ${port}: ${await tcpState(port)}`,
+    });
     return r;
   }
 
@@ -245,6 +435,8 @@ export class RayCluster {
   pgid = 0;
   /** Processes the harness restarted by hand (their own groups). */
   readonly restarted: number[] = [];
+  /** ms from `ray start` returning to the dashboard's first 200 (for the CI log). */
+  dashboardStartMs = 0;
   #stopped = false;
 
   private constructor(opts: RayClusterOptions, tempDir: string) {
@@ -293,6 +485,13 @@ export class RayCluster {
       RAY_USAGE_STATS_ENABLED: '0',
       // No metrics/event exporters writing in the background.
       RAY_enable_metrics_collection: '0',
+      // The dashboard starts its modules as subprocesses and gives up for good
+      // ("Module MetricsHead failed to start. Timeout after 30.0 seconds": the
+      // process stays, the port never opens) when one is not ready in 30 s,
+      // which a busy 2-core machine exceeds (seen at load average 16 when the
+      // drill restarts the dashboard). Below DEADLINE.dashboardStart/Restart,
+      // so a module that never starts is still reported by our waits.
+      RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT: '240',
       ...(opts.redis
         ? {
             RAY_REDIS_ADDRESS: opts.redis.address,
@@ -318,7 +517,15 @@ export class RayCluster {
       c.stop();
       throw new Error(`ray start (${opts.name}) exited ${code}:\n${out.slice(-3000)}`);
     }
-    await waitUntil(`${opts.name} dashboard`, 60_000, async () => (await httpGet(`${c.dashboardUrl}/api/serve/applications/`)).status === 200);
+    const t0 = Date.now();
+    await waitUntil(`${opts.name} dashboard answering GET /api/serve/applications/ with 200`, DEADLINE.dashboardStart, async () => {
+      const failed = c.dashboardFailure();
+      if (failed) throw new WaitAborted(`the dashboard logged: ${failed}`);
+      const r = await httpGet(`${c.dashboardUrl}/api/serve/applications/`, 10_000);
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
+      return true;
+    }, { everyMs: 500, observe: () => c.observeDashboard() });
+    c.dashboardStartMs = Date.now() - t0;
     return c;
   }
 
@@ -330,9 +537,9 @@ export class RayCluster {
   }
 
   /** PUT /api/serve/applications/ and wait until every app is RUNNING. */
-  async deploy(config: string | ServeDoc, timeoutMs = 120_000): Promise<void> {
+  async deploy(config: string | ServeDoc, timeoutMs: number = DEADLINE.deploy): Promise<void> {
     const doc = this.serveDoc(config);
-    const res = await httpCall('PUT', `${this.dashboardUrl}/api/serve/applications/`, JSON.stringify(doc), 30_000);
+    const res = await httpCall('PUT', `${this.dashboardUrl}/api/serve/applications/`, JSON.stringify(doc), 120_000);
     if (res.status !== 200) throw new Error(`deploy to ${this.name}: ${res.status} ${res.text}`);
     const names = (doc['applications'] as Array<{ name: string }>).map((a) => a.name);
     await waitUntil(`${this.name} apps ${names.join(',')} RUNNING`, timeoutMs, async () => {
@@ -344,14 +551,167 @@ export class RayCluster {
         if (a?.status !== 'RUNNING') return false;
       }
       return true;
-    }, 250);
-    await waitUntil(`${this.name} proxy healthy`, 30_000, async () => (await httpGet(`${this.serveUrl}/-/healthz`)).status === 200);
+    }, { everyMs: 250, observe: () => this.observeApps(names) });
+    await waitUntil(`${this.name} Serve proxy answering /-/healthz with 200`, DEADLINE.proxy, async () => {
+      const r = await httpGet(`${this.serveUrl}/-/healthz`);
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text.slice(0, 200)}`);
+      return true;
+    }, { everyMs: 250, observe: () => this.observeProxy() });
   }
 
   async details(): Promise<Record<string, unknown>> {
     const r = await httpGet(`${this.dashboardUrl}/api/serve/applications/`, 5000);
     if (r.status !== 200) throw new Error(`dashboard ${r.status}: ${r.text}`);
     return JSON.parse(r.text) as Record<string, unknown>;
+  }
+
+  // ------------------------------------------------------------ diagnostics (waitUntil observe)
+
+  /** This cluster's Ray log folder. */
+  get logsDir(): string {
+    return join(this.tempDir, 'session_latest/logs');
+  }
+
+  /**
+   * Tails of the log files (paths relative to logs/, e.g. "serve/controller_12.log")
+   * matching `pattern`, most recently written first, at most `files` of them.
+   */
+  logTails(pattern: RegExp, lines = 8, files = 2): string {
+    const found: Array<{ rel: string; mtime: number }> = [];
+    const walk = (dir: string, prefix: string): void => {
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return;
+      }
+      for (const n of names) {
+        const rel = prefix + n;
+        try {
+          const st = statSync(join(dir, n));
+          if (st.isDirectory()) {
+            if (prefix === '') walk(join(dir, n), `${rel}/`);
+          } else if (pattern.test(rel)) found.push({ rel, mtime: st.mtimeMs });
+        } catch {
+          /* rotated away */
+        }
+      }
+    };
+    walk(this.logsDir, '');
+    if (found.length === 0) return `logs matching ${pattern}: none in ${this.logsDir}`;
+    return found
+      .sort((a, b) => b.mtime - a.mtime)
+      .slice(0, files)
+      .map((f) => `--- ${f.rel} (last ${lines} lines) ---\n${tailFile(join(this.logsDir, f.rel), lines)}`)
+      .join('\n');
+  }
+
+  /** Sizes of the dashboard's log files now: what dashboardFailure() skips, for a restarted dashboard. */
+  dashboardLogMark(): Record<string, number> {
+    const mark: Record<string, number> = {};
+    for (const f of DASHBOARD_LOGS) {
+      try {
+        mark[f] = statSync(join(this.logsDir, f)).size;
+      } catch {
+        mark[f] = 0;
+      }
+    }
+    return mark;
+  }
+
+  /**
+   * The dashboard's own report that it will not come up ("Module MetricsHead
+   * failed to start. Timeout after 30.0 seconds."), written after `mark`, or null.
+   */
+  dashboardFailure(mark: Record<string, number> = {}): string | null {
+    for (const f of DASHBOARD_LOGS) {
+      const path = join(this.logsDir, f);
+      try {
+        const size = statSync(path).size;
+        const from = mark[f] ?? 0;
+        if (size <= from) continue;
+        const fd = openSync(path, 'r');
+        try {
+          const len = Math.min(size - from, 256 * 1024);
+          const buf = Buffer.alloc(len);
+          readSync(fd, buf, 0, len, size - len);
+          const m = /^.*failed to start.*$/m.exec(buf.toString('utf8'));
+          if (m) return `${f}: ${m[0].trim()}`;
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        /* not written yet */
+      }
+    }
+    return null;
+  }
+
+  /** Processes of the cluster whose command line contains `needle` with their state, and `pid` (one the harness started) whatever it is now. */
+  describeProcs(needle: string, pid?: number): string {
+    const found = this.find(needle).map((p) => p.pid);
+    const parts = found.map((p) => `pid ${p} ${procState(p)}${pid === p ? ' (restarted)' : ''}, ${this.childrenOf(p).length} children`);
+    if (pid !== undefined && !found.includes(pid)) parts.push(`restarted pid ${pid}: ${procState(pid)}`);
+    return parts.length === 0 ? 'none running' : parts.join('; ');
+  }
+
+  /** Dashboard process, port, last answer and log tail. */
+  async observeDashboard(pid?: number): Promise<string> {
+    const port = this.portBase + 1;
+    const [tcp, http] = await Promise.all([tcpState(port), httpState(`${this.dashboardUrl}/api/serve/applications/`, 10_000)]);
+    return [
+      `${this.name} dashboard process: ${this.describeProcs('/dashboard/dashboard.py', pid)}`,
+      `${this.name} dashboard port ${port}: ${tcp}`,
+      `GET ${this.dashboardUrl}/api/serve/applications/: ${http}`,
+      machineLoad(),
+      this.logTails(/^dashboard\.(log|err)$/, 10),
+    ].join('\n');
+  }
+
+  /** GCS process, port, raylet and Serve proxy state, and the GCS/raylet log tails. */
+  async observeGcs(pid?: number): Promise<string> {
+    const [tcp, healthz] = await Promise.all([tcpState(this.portBase), httpState(`${this.serveUrl}/-/healthz`)]);
+    return [
+      `${this.name} gcs_server process: ${this.describeProcs('/gcs/gcs_server', pid)}`,
+      `${this.name} GCS port ${this.portBase}: ${tcp}`,
+      `${this.name} raylet process: ${this.describeProcs('/raylet/raylet')}`,
+      `GET ${this.serveUrl}/-/healthz: ${healthz}`,
+      machineLoad(),
+      this.logTails(/^gcs_server\.(out|err)$/, 8),
+      this.logTails(/^raylet\.(out|err)$/, 6, 1),
+    ].join('\n');
+  }
+
+  /** Serve proxy process, port, /-/healthz answer and the proxy/controller log tails. */
+  async observeProxy(): Promise<string> {
+    const [tcp, healthz] = await Promise.all([tcpState(this.servePort), httpState(`${this.serveUrl}/-/healthz`)]);
+    return [
+      `${this.name} Serve proxy process: ${this.describeProcs('ProxyActor')}`,
+      `${this.name} Serve HTTP port ${this.servePort}: ${tcp}`,
+      `GET ${this.serveUrl}/-/healthz: ${healthz}`,
+      machineLoad(),
+      this.logTails(/^serve\/proxy_.*\.log$/, 8, 1),
+      this.logTails(/^serve\/controller_.*\.log$/, 8, 1),
+    ].join('\n');
+  }
+
+  /** Status and message of `names` (and of their deployments) from the dashboard, and the Serve controller log tail. */
+  async observeApps(names: string[]): Promise<string> {
+    let apps: string;
+    try {
+      const d = (await this.details())['applications'] as Record<string, { status: string; message: string; deployments?: Record<string, { status: string; message: string; replica_states?: Record<string, number> }> }>;
+      apps = names
+        .map((n) => {
+          const a = d[n];
+          if (!a) return `${n}: not in the dashboard's applications`;
+          const deps = Object.entries(a.deployments ?? {}).map(([k, v]) => `${k} ${v.status}${v.replica_states ? ` ${JSON.stringify(v.replica_states)}` : ''}${v.message ? ` (${v.message.slice(0, 200)})` : ''}`);
+          return `${n}: ${a.status}${a.message ? ` (${a.message.slice(0, 300)})` : ''}; ${deps.join(', ')}`;
+        })
+        .join('\n');
+    } catch (err) {
+      apps = `dashboard: ${errText(err)}\n${await this.observeDashboard()}`;
+    }
+    return [apps, machineLoad(), this.logTails(/^serve\/controller_.*\.log$/, 10, 1)].join('\n');
   }
 
   // ------------------------------------------------------------ head processes
@@ -440,8 +800,11 @@ export class RayCluster {
   }
 
   /** Waits until no process of the cluster is alive (zombies count as gone), or throws. */
-  async waitGone(timeoutMs = 10_000): Promise<void> {
-    await waitUntil(`${this.name} processes gone (left: ${this.survivors().join(',')})`, timeoutMs, async () => this.survivors().length === 0, 100);
+  async waitGone(timeoutMs: number = DEADLINE.processesGone): Promise<void> {
+    await waitUntil(`${this.name} processes gone`, timeoutMs, async () => this.survivors().length === 0, {
+      everyMs: 100,
+      observe: () => this.survivors().map((pid) => `${pid} ${procState(pid)}: ${cmdline(pid).slice(0, 200)}`).join('\n') || 'none left',
+    });
   }
 
   /** Processes of this cluster still alive (for the "nothing survives" check). */
