@@ -20,6 +20,7 @@ async function fileStack(t: import('node:test').TestContext) {
   assert.ok(loaded.ok, JSON.stringify(!loaded.ok && loaded.issues));
   const logs = new LogRecorder();
   const gw = await startGateway({ config: loaded.config, configPath: file, logger: logs, watch: false, adminToken: 't' });
+  await waitFor(() => [...gw.reconciler.clusters.values()].every((c) => c.endpoints.every((e) => e.health.probeOk === true)), 30_000, 'first probes');
   t.after(async () => {
     await gw.close();
     await sim.close();

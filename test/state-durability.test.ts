@@ -73,6 +73,7 @@ test('state dir unwritable: changes are refused with 503 and never appear later 
       assert.equal(await clusterOf(`${stack.url}/`), 'blue');
       const st = await adminCall(stack, 'GET', '/api/v1/status', undefined, null);
       assert.equal(st.json['state']['write_error']['attempts'], 3);
+      assert.match(await stack.gw.metrics.registry.getSingleMetricAsString('serve_gateway_state_write_failures_total'), /source="api"\} 3/);
       assert.match(st.json['state']['write_error']['message'], /ENOTDIR/);
       assert.ok(stack.logs.lines.some((l) => l.level === 'error' && /TRAFFIC STATE NOT SAVED/.test(l.msg ?? '')));
     } finally {

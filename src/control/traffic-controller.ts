@@ -377,6 +377,7 @@ export class TrafficController {
       action,
     };
     this.#writeFailure = failure;
+    this.#d.metrics.stateWriteFailures.labels(byDriver ? 'driver' : 'api').inc();
     const stalledBefore = this.#stalled.get(app);
     if (byDriver) this.#stalled.set(app, { ...failure, sinceMs: stalledBefore?.sinceMs ?? now, attempts: (stalledBefore?.attempts ?? 0) + 1 });
     // The driver retries every tick: log the first failure of a run, not every retry.

@@ -29,6 +29,7 @@ export class Instruments {
   readonly rolloutSteps: Counter<'app' | 'cluster'>;
   readonly rolloutOutcomes: Counter<'app' | 'outcome'>;
   readonly connectionsDropped: Counter;
+  readonly stateWriteFailures: Counter<'source'>;
   #handles = new Map<string, AppClusterHandles>();
 
   constructor(sources: GaugeSources, opts: { defaultMetrics?: boolean } = {}) {
@@ -92,6 +93,12 @@ export class Instruments {
     this.connectionsDropped = new Counter({
       name: 'serve_gateway_connections_dropped_total',
       help: 'Client connections closed on accept because server.max_connections were open.',
+      registers,
+    });
+    this.stateWriteFailures = new Counter({
+      name: 'serve_gateway_state_write_failures_total',
+      help: 'Traffic changes not applied because state_dir could not be written, by source (api, driver).',
+      labelNames: ['source'],
       registers,
     });
     gauge3(registers, 'serve_gateway_in_flight', 'Requests admitted and not yet finished.', ['app', 'cluster'], () => sources.inFlight());

@@ -106,7 +106,7 @@ export function gatewayDoc(sim: Sim, stateDir: string, opts: StackOptions = {}):
       };
     }),
     applications: { '*': { weights: { [clusters[0]!.name]: 100 } } },
-    health: { probe_interval: '200ms', probe_timeout: '500ms' },
+    health: { probe_interval: '200ms', probe_timeout: '5s' },
     dashboard_poll_interval: '200ms',
     access_log: { sample_rate: 1 },
     shutdown: { drain_delay: '0s', grace_period: '2s' },
@@ -134,8 +134,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     await sim.close();
     throw err;
   }
-  await waitFor(() => [...gw.reconciler.clusters.values()].every((c) => c.endpoints.every((e) => e.health.probeOk === true)), 5000, 'first probes');
-  await waitFor(() => [...gw.pollers.keys()].every((name) => gw.dashboardStates.get(name)?.reachable === true), 5000, 'first dashboard polls');
+  await waitFor(() => [...gw.reconciler.clusters.values()].every((c) => c.endpoints.every((e) => e.health.probeOk === true)), 30_000, 'first probes');
+  await waitFor(() => [...gw.pollers.keys()].every((name) => gw.dashboardStates.get(name)?.reachable === true), 30_000, 'first dashboard polls');
   return {
     sim,
     gw,
