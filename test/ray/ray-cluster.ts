@@ -221,7 +221,7 @@ export async function waitUntil<T>(what: string, timeoutMs: number, probe: () =>
     }
     if (Date.now() > deadline) {
       let msg = `timed out after ${timeoutMs} ms waiting for ${what} (${probes} probes; last probe ${lastResult}`;
-      if (lastError !== null && !lastResult.startsWith('threw')) msg += `; last error ${Math.round((Date.now() - lastErrorAt) / 1000)} s before the deadline: ${errText(lastError)}`;
+      if (lastError !== null && !lastResult.startsWith('threw')) msg += `; last error ${Date.now() - lastErrorAt} ms before: ${errText(lastError)}`;
       msg += ')';
       if (observe) msg += `\nobserved at the deadline:\n${indent(await observeSafely(observe))}`;
       throw new Error(msg);
