@@ -17,7 +17,7 @@ import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AccessLog } from './access-log.ts';
 import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
 import type { Instruments } from '../metrics/instruments.ts';
-import { matchRoute, routingPath } from '../routing/route-table.ts';
+import { matchRoute, routingPath, upstreamTarget } from '../routing/route-table.ts';
 import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import { recordFailure, recordSuccess } from '../health/outlier.ts';
 import type { Endpoint, UpstreamConnection, ConnectionWaiter } from '../upstream/endpoint.ts';
@@ -408,7 +408,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.discard = false;
     conn.client.dispatch(
       {
-        path: this.req.url ?? '/',
+        path: upstreamTarget(this.req.url ?? '/'),
         method: this.req.method as Dispatcher.HttpMethod,
         headers: this.headers,
         body: this.body,

@@ -15,7 +15,7 @@ import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AppRoute, AppTarget, Snapshot } from '../control/snapshot.ts';
 import { recordFailure } from '../health/outlier.ts';
 import type { Waiter } from '../admission/limiter.ts';
-import { matchRoute, routingPath } from '../routing/route-table.ts';
+import { matchRoute, upgradeRoutingPath } from '../routing/route-table.ts';
 import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import type { Endpoint } from '../upstream/endpoint.ts';
 import { appendForwardingHeaders, filterRequestHeaders, filterResponseHeaders, newRequestHeaderInfo, type RequestHeaderInfo, type ResponseHeaderInfo } from './headers.ts';
@@ -86,7 +86,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     client.pause();
     client.once('close', () => this.close(this.status === 0 ? ERRORS.DOWNSTREAM_ABORTED.flag : ''));
     const snap = (this.snap = deps.store.current);
-    const path = routingPath(this.req.url ?? '/');
+    const path = upgradeRoutingPath(this.req.url ?? '/', this.req.headers.upgrade);
     const app = snap === null ? null : matchRoute(snap.routes, path);
     const headers: string[] = [];
     filterRequestHeaders(this.req.rawHeaders, headers, this.info, app?.stickyHeader ?? '');

@@ -5,16 +5,18 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { HostPort } from '../config/types.ts';
 import type { AppRuntime, Replica, Waiter } from './app-runtime.ts';
 import { ProxyRouter } from './proxy-router.ts';
+import { parseTarget } from './request-target.ts';
 import { formatHostPort, SimServer } from './sim-server.ts';
 
 /** What a proxy needs from its cluster. */
 export interface ProxyHost {
   readonly name: string;
   readonly requestTimeoutS: number | null;
-  /** Serve's LongestPrefixRouter.match_route on the decoded path. */
+  /** Serve's LongestPrefixRouter.match_route on uvicorn's scope path. */
   match(path: string): AppRuntime | null;
   /** Minified `{route_prefix: app}` JSON. */
   routesBody(): string;
@@ -58,6 +60,18 @@ export class SimProxy extends SimServer {
   protected override configure(server: Server): void {
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.requestTimeout = 0; // Serve sets no request body limit or deadline of its own
+    // uvicorn's parser is llhttp too: what it refuses gets uvicorn's 400
+    // (httptools_impl data_received) instead of node's bare one; the rest as
+    // node's default handler does.
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      const code = err.code ?? '';
+      const pending = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+      if (!socket.writable || pending?.headersSent === true) socket.destroy();
+      else if (code === 'HPE_HEADER_OVERFLOW') socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n');
+      else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+      else if (code.startsWith('HPE_')) socket.end(INVALID_REQUEST_REPLY);
+      else socket.destroy();
+    });
   }
 
   /** Serve's ProxyRouter.ready_for_traffic, in Serve's order; null = healthy. */
@@ -79,16 +93,18 @@ export class SimProxy extends SimServer {
   }
 
   protected serve(req: IncomingMessage, res: ServerResponse): void {
+    // uvicorn's scope path and query_string (request-target.ts): Serve routes
+    // on the path and the app sees both. Targets uvicorn refuses never reach Serve.
+    const target = parseTarget(req.url ?? '/');
+    if (target === null) {
+      invalidRequest(req, res);
+      return;
+    }
+    const { path, query } = target;
     const given = req.headers['x-request-id'];
     const rid = typeof given === 'string' && given !== '' ? given : randomUUID();
     res.setHeader('server', 'uvicorn');
     res.setHeader('x-request-id', rid);
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const rawPath = q < 0 ? url : url.slice(0, q);
-    const query = q < 0 ? '' : url.slice(q + 1);
-    const path = rawPath.includes('%') ? decodePath(rawPath) : rawPath;
-
     if (path === '/-/healthz' || path === '/-/routes') {
       const unhealthy = this.healthMessage();
       if (unhealthy !== null) this.#text(req, res, 503, unhealthy);
@@ -104,7 +120,7 @@ export class SimProxy extends SimServer {
       this.#text(req, res, 404, `Path '${path}' not found. Ping http://.../-/routes for available routes.`);
       return;
     }
-    new Exchange(this, router, req, res, rid, rawPath, query).start();
+    new Exchange(this, router, req, res, rid, path, query).start();
   }
 
   #text(req: IncomingMessage, res: ServerResponse, status: number, text: string): void {
@@ -119,6 +135,21 @@ export class SimProxy extends SimServer {
     this.count(status);
     req.resume();
   }
+}
+
+const INVALID_REQUEST = 'Invalid HTTP request received.';
+const INVALID_REQUEST_REPLY =
+  `HTTP/1.1 400 Bad Request\r\nserver: uvicorn\r\ncontent-type: ${TEXT}\r\ncontent-length: ${INVALID_REQUEST.length}\r\nconnection: close\r\n\r\n${INVALID_REQUEST}`;
+
+/**
+ * uvicorn's own reply to a request it cannot parse (httptools_impl
+ * send_400_response): no x-request-id (Serve never saw it), connection closed.
+ */
+function invalidRequest(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  res.writeHead(400, { server: 'uvicorn', 'content-type': TEXT, 'content-length': INVALID_REQUEST.length, connection: 'close' });
+  res.end(INVALID_REQUEST);
+  req.resume();
 }
 
 function sendBody(res: ServerResponse, status: number, type: string, body: string): void {
@@ -138,7 +169,8 @@ class Exchange implements Waiter {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly rid: string;
-  readonly rawPath: string;
+  /** uvicorn's scope path (decoded): what the app sees. */
+  readonly path: string;
   readonly query: string;
   state = QUEUED;
   replica: Replica | null = null;
@@ -151,14 +183,14 @@ class Exchange implements Waiter {
   tokens = 0;
   intervalMs = 0;
 
-  constructor(proxy: SimProxy, router: ProxyRouter, req: IncomingMessage, res: ServerResponse, rid: string, rawPath: string, query: string) {
+  constructor(proxy: SimProxy, router: ProxyRouter, req: IncomingMessage, res: ServerResponse, rid: string, path: string, query: string) {
     this.proxy = proxy;
     this.router = router;
     this.rt = router.runtime;
     this.req = req;
     this.res = res;
     this.rid = rid;
-    this.rawPath = rawPath;
+    this.path = path;
     this.query = query;
   }
 
@@ -203,7 +235,7 @@ class Exchange implements Waiter {
     }
     latency += this.rt.faults.latencyMs;
     const req = this.req;
-    if (this.rawPath.endsWith('/echo')) {
+    if (this.path.endsWith('/echo')) {
       this.timer = setTimeout(this.#echo, latency);
       return;
     }
@@ -254,7 +286,7 @@ class Exchange implements Waiter {
       proxy: this.proxy.label,
       replica: this.replica?.id ?? null,
       method: req.method,
-      path: this.rawPath,
+      path: this.path,
       query: this.query,
       request_id: this.rid,
       body_bytes: this.bodyBytes,
@@ -266,7 +298,7 @@ class Exchange implements Waiter {
   }
 
   #wantsStream(): boolean {
-    if (this.rawPath.endsWith('/stream')) return true;
+    if (this.path.endsWith('/stream')) return true;
     const accept = this.req.headers.accept;
     if (accept !== undefined && accept.includes('text/event-stream')) return true;
     const chunks = this.chunks;
@@ -378,13 +410,5 @@ function intParam(v: string | null, dflt: number): number {
 /** Python's str(float): 300 → "300.0", 0.5 → "0.5". */
 export function pyFloat(n: number): string {
   return Number.isInteger(n) ? `${n}.0` : String(n);
-}
-
-function decodePath(p: string): string {
-  try {
-    return decodeURIComponent(p);
-  } catch {
-    return p;
-  }
 }
 

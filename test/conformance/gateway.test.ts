@@ -60,6 +60,8 @@ describe('conformance: gateway in front of the simulator', () => {
   conformanceCases(() => ({
     baseUrl: gateways[0]!.url,
     noRootBaseUrl: gateways[1]!.url,
+    // "*" and targets uvicorn cannot parse: the gateway's own 400 BR (docs/errors.md).
+    localBadRequest: true,
     hooks: { cancelledCount: (app) => sim.stats().clusters['conf']?.apps[app]?.cancelled ?? 0 },
   }));
 });

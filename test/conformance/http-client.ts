@@ -1,5 +1,8 @@
 // Minimal HTTP/1.1 client for the conformance cases: a fresh connection per
 // request (no pool left behind), raw headers, and streams that can be cut.
+// `target` sends a request target verbatim (absolute-form, "#", "%ZZ", "*"):
+// node:http writes the `path` option as given, checking only that it has no
+// character outside U+0021..U+00FF.
 import { request as httpRequest } from 'node:http';
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
@@ -13,11 +16,14 @@ export interface RequestOptions {
   readonly method?: string;
   readonly headers?: Record<string, string>;
   readonly body?: string | Buffer | readonly Buffer[];
+  /** Request target written as is on the request line, instead of the URL's path and query. */
+  readonly target?: string;
 }
 
 export function send(url: string, opts: RequestOptions = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+    const options = { method: opts.method ?? 'GET', headers: opts.headers, agent: false, ...(opts.target !== undefined ? { path: opts.target } : {}) };
+    const req = httpRequest(url, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));

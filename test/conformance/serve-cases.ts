@@ -22,6 +22,13 @@ export interface ConformanceTarget {
   readonly noRootBaseUrl?: string;
   /** Ray dashboard origin (GET /api/serve/applications/); dashboard case skipped without it. */
   readonly dashboardUrl?: string;
+  /**
+   * The target refuses "*" and request targets uvicorn cannot parse itself,
+   * with 400 `Bad request: ...` (the gateway's BAD_REQUEST, docs/errors.md),
+   * where Serve answers 404 with its not-found text for "*" and uvicorn 400
+   * `Invalid HTTP request received.` for the others.
+   */
+  readonly localBadRequest?: boolean;
   readonly hooks?: ConformanceHooks;
 }
 
@@ -73,6 +80,95 @@ export function conformanceCases(target: () => ConformanceTarget): void {
     const root = JSON.parse((await send(url('/a/b?c=d'))).body) as AppReply;
     assert.equal(root.path, '/a/b');
     assert.equal(root.query, 'c=d');
+  });
+
+  /** Sends `target` verbatim on the request line; expects a 200 from an app. */
+  const viaTarget = async (rawTarget: string): Promise<AppReply> => {
+    const r = await send(target().baseUrl, { target: rawTarget });
+    assert.equal(r.status, 200, `${rawTarget}: ${r.body}`);
+    return JSON.parse(r.body) as AppReply;
+  };
+  /** [target, app, path the app sees (uvicorn's scope path), query]. */
+  const expectRouted = async (cases: ReadonlyArray<readonly [string, string, string, string]>): Promise<void> => {
+    for (const [rawTarget, app, path, query] of cases) {
+      const body = await viaTarget(rawTarget);
+      assert.deepEqual([body.app, body.path, body.query], [app, path, query], rawTarget);
+    }
+  };
+
+  // uvicorn (httptools) decodes the path with urllib.parse.unquote: "%XX"
+  // with two hex digits is a byte, anything else stays, invalid UTF-8 becomes
+  // U+FFFD; Serve matches route prefixes on that decoded path.
+  test('routing: on the path as uvicorn decodes it (invalid escapes, %2F, double slashes)', T, async () => {
+    await expectRouted([
+      ['/ll%6d/%ZZ', 'llm', '/llm/%ZZ', ''],
+      ['/ll%6d/%FF', 'llm', '/llm/\uFFFD', ''],
+      ['/ll%6d/%e2%82%ac%e2%82', 'llm', '/llm/\u20AC\uFFFD', ''],
+      ['/ll%6d/%ZZ?x=%ZZ&y=%FF', 'llm', '/llm/%ZZ', 'x=%ZZ&y=%FF'],
+      ['/%6C%6C%6D', 'llm', '/llm', ''],
+      ['/ll%6d%2Fa', 'llm', '/llm/a', ''],
+      ['/llm%2F', 'llm', '/llm/', ''],
+      ['/ll%6d%ZZ', 'default', '/llm%ZZ', ''],
+      ['/ll%6d%', 'default', '/llm%', ''],
+      ['/LL%4D', 'default', '/LLM', ''],
+      ['/a%%41', 'default', '/a%A', ''],
+      ['//llm/a', 'default', '//llm/a', ''],
+      ['/llm//a', 'llm', '/llm//a', ''],
+      ['/tiny%2F..%2Fllm', 'tiny', '/tiny/../llm', ''],
+      ['/llm/%2e%2e/tiny', 'llm', '/llm/../tiny', ''],
+    ]);
+  });
+
+  test('routing: a "#" fragment in the target is not part of the path or query', T, async () => {
+    await expectRouted([
+      ['/llm#frag', 'llm', '/llm', ''],
+      ['/llm/a?x=1#frag', 'llm', '/llm/a', 'x=1'],
+      ['/ll%6d#x?y', 'llm', '/llm', ''],
+      ['/llmx#/llm', 'default', '/llmx', ''],
+      ['/#/llm', 'default', '/', ''],
+    ]);
+  });
+
+  test('routing: an absolute-form target routes on its path (the authority is ignored)', T, async () => {
+    await expectRouted([
+      ['http://example.com/llm/a?x=1', 'llm', '/llm/a', 'x=1'],
+      ['http://example.com/ll%6d/%ZZ', 'llm', '/llm/%ZZ', ''],
+      ['HTTP://EXAMPLE.COM/ll%6d/%FF', 'llm', '/llm/\uFFFD', ''],
+      ['https://user@example.com:8443/tiny/t#f', 'tiny', '/tiny/t', ''],
+      ['http://[::1]/llm', 'llm', '/llm', ''],
+      ['ftp://example.com/llm?q', 'llm', '/llm', 'q'],
+      ['http://example.com//llm', 'default', '//llm', ''],
+      ['http://example.com/other', 'default', '/other', ''],
+    ]);
+    const hz = await send(target().baseUrl, { target: 'http://example.com/-/healthz' });
+    assert.equal(hz.status, 200);
+    assert.equal(hz.body, 'success');
+  });
+
+  test('routing: "*" matches no route, not even "/"', T, async () => {
+    for (const method of ['GET', 'OPTIONS']) {
+      const r = await send(target().baseUrl, { method, target: '*' });
+      assert.equal(r.headers['content-type'], TEXT, method);
+      if (target().localBadRequest) {
+        assert.equal(r.status, 400, method);
+        assert.match(r.body, /^Bad request: /, method);
+      } else {
+        assert.equal(r.status, 404, method);
+        assert.match(r.body, /^Path '\*' not found\. Ping http:\/\/.+\/-\/routes for available routes\.$/, method);
+      }
+    }
+  });
+
+  // httptools.parse_url refuses them (no path, bad host or port), or uvicorn
+  // finds no path: uvicorn answers 400 before Serve sees the request.
+  test('routing: a target uvicorn cannot parse gets 400, never reaches an app', T, async () => {
+    for (const rawTarget of ['http://example.com', 'http://example.com?x=1', 'http://example.com#/llm', 'http://example.com:99999/llm', 'http://exa_mple.com/llm', 'http:///llm', 'http://u@@example.com/llm']) {
+      const r = await send(target().baseUrl, { target: rawTarget });
+      assert.equal(r.status, 400, `${rawTarget}: ${r.body}`);
+      assert.equal(r.headers['content-type'], TEXT, rawTarget);
+      if (target().localBadRequest) assert.match(r.body, /^Bad request: /, rawTarget);
+      else assert.equal(r.body, 'Invalid HTTP request received.', rawTarget);
+    }
   });
 
   test('404 with Serve text when no route matches (no "/" app)', T, async (t) => {
