@@ -213,7 +213,8 @@ export class Gateway {
         const poller = new DashboardPoller({
           url: c.dashboard,
           intervalMs: cfg.dashboardPollMs,
-          timeoutMs: Math.min(cfg.dashboardPollMs, 5000),
+          // At least 2 s (a busy head answers slowly; a poll never overlaps the next), at most 5 s.
+          timeoutMs: Math.min(Math.max(cfg.dashboardPollMs, 2000), 5000),
           clock: this.clock,
           overrides,
           log: this.log.child({ cluster: c.name }),

@@ -226,7 +226,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     if (this.info.requestId === '') this.info.requestId = randomUUID();
     if (this.info.invalid !== '' || this.path.charCodeAt(0) !== 47 /* / */) {
       // Malformed for a proxy (RFC 9112 §3.2, §3.2.4): refused here, never forwarded or counted.
-      this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute http URL'}.`);
+      this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute URL that Serve can parse'}.`);
       return;
     }
     if (app === null) {

@@ -15,7 +15,7 @@ import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AppRoute, AppTarget, Snapshot } from '../control/snapshot.ts';
 import { recordFailure } from '../health/outlier.ts';
 import type { Waiter } from '../admission/limiter.ts';
-import { matchRoute, upgradeRoutingPath } from '../routing/route-table.ts';
+import { matchRoute, upgradeRoutingPath, upstreamTarget } from '../routing/route-table.ts';
 import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import type { Endpoint } from '../upstream/endpoint.ts';
 import { appendForwardingHeaders, filterRequestHeaders, filterResponseHeaders, newRequestHeaderInfo, type RequestHeaderInfo, type ResponseHeaderInfo } from './headers.ts';
@@ -92,7 +92,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     filterRequestHeaders(this.req.rawHeaders, headers, this.info, app?.stickyHeader ?? '');
     if (this.info.requestId === '') this.info.requestId = randomUUID();
     if (this.info.invalid !== '' || path.charCodeAt(0) !== 47 /* / */) {
-      this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute http URL'}.`);
+      this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute URL that Serve can parse'}.`);
       return;
     }
     if (snap === null || app === null) {
@@ -135,7 +135,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     });
     this.upClient.dispatch(
       {
-        path: this.req.url ?? '/',
+        path: upstreamTarget(this.req.url ?? '/'),
         method: (this.req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers,
         upgrade: headerValue(this.req.rawHeaders, 'upgrade') || 'websocket',

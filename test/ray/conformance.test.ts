@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { conformanceCases } from '../conformance/serve-cases.ts';
 import { send, sendJson, sseData } from '../conformance/http-client.ts';
-import { RayCluster, Redis, REPO, rayUnavailable, startClusters } from './ray-cluster.ts';
+import { CLUSTER_SETUP_TIMEOUT_MS, RayCluster, Redis, REPO, rayUnavailable, startClusters } from './ray-cluster.ts';
 
 const skip = rayUnavailable();
 const FIXTURES = join(REPO, 'test/conformance');
@@ -44,7 +44,7 @@ describe('conformance: real Ray Serve', { skip: skip ?? false }, () => {
       conf.deploy(join(FIXTURES, 'serve-conformance.yaml')),
       noroot.deploy(withExample(join(FIXTURES, 'serve-no-root.yaml'))),
     ]);
-  }, { timeout: 240_000 });
+  }, { timeout: CLUSTER_SETUP_TIMEOUT_MS });
 
   after(() => {
     conf?.stop();
