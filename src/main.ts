@@ -21,6 +21,10 @@ import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
 import { FileStateStore } from './control/state-store.ts';
 import type { UpstreamCluster } from './upstream/cluster.ts';
+import { KubernetesSource } from './kubernetes/source.ts';
+import { clusterConfigs, EMPTY_VIEW, rayServiceOf, resolveRoleWeights, type KubeView } from './kubernetes/view.ts';
+import { decideUpgrades, type UpgradeAction } from './kubernetes/upgrade-policy.ts';
+import type { AuditEvent } from './control/traffic-state.ts';
 
 export interface GatewayOptions {
   readonly config: GatewayConfig;
@@ -65,12 +69,20 @@ export class Gateway {
   url = '';
   adminUrl = '';
   readonly #opts: GatewayOptions;
+  /** The config as read from the file; in kubernetes mode the running config adds the discovered clusters. */
+  #fileConfig: GatewayConfig;
+  /** Kubernetes mode: the discovery source (null in file mode). */
+  kubernetes: KubernetesSource | null = null;
+  /** Upgrade actions not yet possible (target not serving yet), retried every second. */
+  #owedUpgrades: { prev: KubeView } | null = null;
+  #upgradeRetry: TimerHandle | null = null;
   #stopWatch: (() => void) | null = null;
   #sweeper: TimerHandle | null = null;
   readonly #onHup = () => void this.reload('SIGHUP');
 
   constructor(opts: GatewayOptions) {
     this.#opts = opts;
+    this.#fileConfig = opts.config;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? (pino({ name: 'serve-gateway' }) as unknown as Logger);
     const config = opts.config;
@@ -83,6 +95,7 @@ export class Gateway {
       clock: this.clock,
       log: this.log,
       metrics: this.metrics,
+      onAudit: (e) => this.#mirrorAudit(e),
     });
     this.proxy = new RequestPipeline({
       store: this.reconciler.store,
@@ -112,6 +125,11 @@ export class Gateway {
     this.traffic.start(); // loads persisted weights, publishes the first snapshot
     this.#syncPollersAndProbers();
     const cfg = this.config;
+    if (cfg.kubernetes !== null) {
+      this.kubernetes = new KubernetesSource(cfg.kubernetes, this.clock, this.log.child({ component: 'kubernetes' }));
+      this.kubernetes.onView = (view, prev) => this.#applyView(view, prev);
+      this.kubernetes.start();
+    }
     await listen(this.server, this.#opts.listenPort ?? cfg.listen.port, cfg.listen.host);
     this.url = `http://${hostForUrl(cfg.listen.host)}:${(this.server.address() as AddressInfo).port}`;
     this.admin = await startAdmin(this, {
@@ -145,7 +163,8 @@ export class Gateway {
       this.log.error({ reason, issues }, 'config reload refused; keeping the running config');
       return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error });
     }
-    this.reconciler.setConfig(result.config);
+    this.#fileConfig = result.config;
+    this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW, []));
     applyServerLimits(this.server, result.config);
     this.traffic.onConfigChanged();
     this.#syncPollersAndProbers();
@@ -179,9 +198,119 @@ export class Gateway {
     await this.close();
   }
 
+  /**
+   * A cluster name, or in kubernetes mode a role (active, pending, previous) of
+   * the RayService that serves `app`, as the cluster name; null when the role
+   * has no cluster now. Names pass through unchanged.
+   */
+  resolveCluster(app: string, nameOrRole: string): string | null {
+    const view = this.kubernetes?.view;
+    if (view === undefined || (nameOrRole !== 'active' && nameOrRole !== 'pending' && nameOrRole !== 'previous')) return nameOrRole;
+    const rs = rayServiceOf(view, app) ?? (view.rayservices.length === 1 ? view.rayservices[0]! : null);
+    if (rs === null) return null;
+    return nameOrRole === 'active' ? rs.active : nameOrRole === 'pending' ? rs.pending : rs.previous;
+  }
+
+  /** The running config for a view: the file's config with the view's clusters (and `keep`, clusters about to go). */
+  #effectiveConfig(view: KubeView, keep: readonly string[]): GatewayConfig {
+    const base = this.#fileConfig;
+    if (base.kubernetes === null) return base;
+    const clusters = clusterConfigs(view);
+    for (const name of keep) {
+      if (!clusters.some((c) => c.name === name)) clusters.push({ name, endpoints: [], dashboard: null, serveApps: null, serveConfigFile: null });
+    }
+    return { ...base, clusters, applications: resolveRoleWeights(base.applications, base.defaults, view) };
+  }
+
+  /** Kubernetes mode: a new view of the RayServices: clusters, endpoints, then what the upgrade policy does. */
+  #applyView(view: KubeView, prev: KubeView): void {
+    const mode = this.#fileConfig.kubernetes!.upgrade;
+    const actions = decideUpgrades(mode, prev, view, (app) => this.#appTraffic(app));
+    // A cluster that still has traffic stays (without endpoints) until its traffic has moved, so the move is audited.
+    const keep = actions.length === 0 ? [] : this.#clustersWithTraffic().filter((c) => !view.clusters.some((x) => x.name === c));
+    this.reconciler.setConfig(this.#effectiveConfig(view, keep));
+    this.traffic.onConfigChanged();
+    this.#syncPollersAndProbers();
+    const owed = this.#runUpgrades(actions);
+    if (keep.length > 0) {
+      this.reconciler.setConfig(this.#effectiveConfig(view, []));
+      this.traffic.onConfigChanged();
+      this.#syncPollersAndProbers();
+    }
+    this.#owe(owed ? prev : null);
+  }
+
+  #appTraffic(app: string): { weights: Record<string, number>; rollout: { pendingCluster: string; phase: string } | null } | null {
+    const weights = this.traffic.weightsOf(app);
+    if (weights === null) return null;
+    const r = this.traffic.rolloutOf(app);
+    return { weights, rollout: r === null ? null : { pendingCluster: r.pendingCluster, phase: r.phase } };
+  }
+
+  #clustersWithTraffic(): string[] {
+    const out = new Set<string>();
+    for (const t of Object.values(this.traffic.state.apps)) for (const [c, w] of Object.entries(t.weights)) if (w > 0) out.add(c);
+    return [...out];
+  }
+
+  /** Carries out upgrade actions; true when one must wait (its target is not serving yet). */
+  #runUpgrades(actions: readonly UpgradeAction[]): boolean {
+    let owed = false;
+    for (const a of actions) {
+      if (a.kind !== 'promote' && this.traffic.notReadyReason(a.app, a.to) !== null) {
+        owed = true;
+        continue;
+      }
+      const r =
+        a.kind === 'switch'
+          ? this.traffic.setWeights(a.app, { [a.to]: 100 }, { force: true, actor: 'kubernetes', reason: a.reason })
+          : a.kind === 'start_rollout'
+            ? this.traffic.startRollout(a.app, { to: a.to }, 'kubernetes')
+            : this.traffic.controlRollout(a.app, 'promote', 'kubernetes', { force: true });
+      if (!r.ok) {
+        this.log.warn({ app: a.app, action: a.kind, to: a.to, code: r.code, message: r.message }, 'upgrade action refused');
+        if (r.code === 'STATE_WRITE_FAILED') owed = true;
+      } else this.log.info({ app: a.app, action: a.kind, to: a.to, reason: a.reason }, 'upgrade action');
+    }
+    return owed;
+  }
+
+  /** Retries the upgrade decisions against `prev` every second until none is owed. */
+  #owe(prev: KubeView | null): void {
+    if (prev === null) {
+      this.#owedUpgrades = null;
+      return;
+    }
+    this.#owedUpgrades = { prev };
+    if (this.#upgradeRetry !== null) return;
+    this.#upgradeRetry = this.clock.setTimeout(() => {
+      this.#upgradeRetry = null;
+      const owed = this.#owedUpgrades;
+      const src = this.kubernetes;
+      if (owed === null || src === null || this.draining) return;
+      const again = this.#runUpgrades(decideUpgrades(this.#fileConfig.kubernetes!.upgrade, owed.prev, src.view, (app) => this.#appTraffic(app)));
+      this.#owe(again ? owed.prev : null);
+    }, 1000);
+    this.#upgradeRetry.unref?.();
+  }
+
+  /** Kubernetes mode: audit entries of an app also become Events on its RayService. */
+  #mirrorAudit(e: AuditEvent): void {
+    const src = this.kubernetes;
+    if (src === null || e.app === '*') return;
+    const rs = rayServiceOf(src.view, e.app);
+    if (rs === null || rs.uid === '') return;
+    const warning = e.result !== 'ok' || e.action === 'rollout_failed' || e.action.includes('rollback');
+    const reason = `ServeGateway${e.action.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')}`;
+    const weights = e.to === null ? '' : ` weights ${JSON.stringify(e.to)}`;
+    void src.watch.event({ name: rs.name, uid: rs.uid }, warning ? 'Warning' : 'Normal', reason, `app ${e.app}: ${e.reason}${weights} (by ${e.actor}${e.result !== 'ok' ? `, ${e.result}` : ''})`);
+  }
+
   /** Stops everything at once (tests, and the end of shutdown). */
   async close(): Promise<void> {
     this.draining = true;
+    if (this.#upgradeRetry !== null) this.clock.clearTimeout(this.#upgradeRetry);
+    await this.kubernetes?.stop();
     process.off('SIGHUP', this.#onHup);
     this.#stopWatch?.();
     if (this.#sweeper !== null) this.clock.clearTimeout(this.#sweeper);

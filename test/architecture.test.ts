@@ -141,11 +141,13 @@ const FOLDER_RULES: Readonly<Record<string, { readonly value: readonly string[];
   // The data plane reads what the snapshot hands it; it never calls into control, admission or metrics modules.
   proxy: { value: ['core', 'routing', 'health', 'upstream'], typeOnly: ['admission', 'control', 'metrics'] },
   // The admin API sees the Gateway (type) and reads through it.
-  admin: { value: ['core', 'config', 'health', 'control', 'metrics'], typeOnly: ['main'] },
+  admin: { value: ['core', 'config', 'health', 'control', 'metrics', 'kubernetes'], typeOnly: ['main'] },
+  // Kubernetes mode: watches and views; decisions go to main, which applies them through control.
+  kubernetes: { value: ['core', 'config'], typeOnly: [] },
   // The simulator is its own product surface: it shares only config parsing with the gateway.
   sim: { value: ['core', 'config'], typeOnly: [] },
   cli: { value: ['core', 'config', 'main', 'sim'], typeOnly: [] },
-  main: { value: ['core', 'config', 'control', 'routing', 'admission', 'upstream', 'health', 'proxy', 'admin', 'metrics'], typeOnly: [] },
+  main: { value: ['core', 'config', 'control', 'routing', 'admission', 'upstream', 'health', 'proxy', 'admin', 'metrics', 'kubernetes'], typeOnly: [] },
 };
 
 /** Where an importing folder may only reach one file of the target folder. */
@@ -172,6 +174,7 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   'prom-client': ['metrics'],
   pino: ['main', 'cli'],
   opossum: ['health/prober.ts'],
+  '@kubernetes/client-node': ['kubernetes/watch.ts'],
   undici: ['upstream', 'proxy', 'health/prober.ts'],
   yaml: ['config', 'sim'],
   // node:http servers: the data-plane listener (main.ts) and the simulator; proxy only for types.
@@ -198,6 +201,7 @@ const PURE_FILES: readonly string[] = [
   'control/rollout.ts',
   'control/traffic-state.ts',
   'control/step-stats.ts',
+  'kubernetes/upgrade-policy.ts',
 ];
 const IMPURE_MODULES = [
   'node:http',

@@ -167,7 +167,8 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    const ready = gw.reconciler.current !== null && !gw.draining;
+    // Ready once a snapshot with routes exists (an empty route table serves nothing but 404s).
+    const ready = gw.reconciler.current !== null && gw.reconciler.current.apps.size > 0 && !gw.draining;
     return reply.code(ready ? 200 : 503).send({ ready, draining: gw.draining, snapshot_version: gw.reconciler.current?.version ?? 0 });
   });
   app.get('/metrics', async (req, reply) => {
@@ -194,7 +195,14 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
     '/api/v1/apps/:app/weights',
     { onRequest: requireToken, schema: { body: weightsSchema } },
     async (req, reply) => {
-      const r = gw.traffic.setWeights(req.params.app, req.body.weights, {
+      // Kubernetes mode: roles (active, pending, previous) stand for the RayService's clusters.
+      const weights: Record<string, number> = {};
+      for (const [k, w] of Object.entries(req.body.weights)) {
+        const name = gw.resolveCluster(req.params.app, k);
+        if (name === null) return fail(reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${k}" for app "${req.params.app}" now`);
+        weights[name] = (weights[name] ?? 0) + w;
+      }
+      const r = gw.traffic.setWeights(req.params.app, weights, {
         force: req.body.force ?? false,
         actor: actor(req),
         ...(req.body.reason !== undefined ? { reason: req.body.reason } : {}),
@@ -220,10 +228,12 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       const p99 = dur('max_p99_latency');
       const ttfb = dur('max_ttfb_p99');
       for (const d of [interval, p99, ttfb]) if (d instanceof Error) return fail(reply, 400, 'INVALID_BODY', d.message);
+      const to = gw.resolveCluster(req.params.app, b.to);
+      if (to === null) return fail(reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${b.to}" for app "${req.params.app}" now`);
       const r = gw.traffic.startRollout(
         req.params.app,
         {
-          to: b.to,
+          to,
           ...(b['steps'] !== undefined ? { steps: b['steps'] as number[] } : {}),
           ...(typeof interval === 'number' ? { intervalMs: interval } : {}),
           ...(typeof b['max_error_rate'] === 'number' ? { maxErrorRate: b['max_error_rate'] } : {}),

@@ -3,6 +3,7 @@
 import type { Gateway } from '../main.ts';
 import { isAvailable } from '../health/outlier.ts';
 import type { StateWriteFailure } from '../control/traffic-controller.ts';
+import { rolloutFitsDeletionDelay } from '../kubernetes/upgrade-policy.ts';
 
 export function buildStatus(gw: Gateway): object {
   const now = gw.clock.now();
@@ -72,7 +73,7 @@ export function buildStatus(gw: Gateway): object {
     rollout_write_error: writeFailure(gw.traffic.rolloutStall(app.name)),
   }));
   return {
-    ready: snap !== null && !gw.draining,
+    ready: snap !== null && snap.apps.size > 0 && !gw.draining,
     draining: gw.draining,
     snapshot_version: snap?.version ?? 0,
     config: { last_reload: gw.lastReload, warnings: snap?.warnings ?? [] },
@@ -80,6 +81,46 @@ export function buildStatus(gw: Gateway): object {
     state: { dir: gw.config.stateDir, write_error: writeFailure(gw.traffic.writeFailure) },
     clusters,
     apps,
+    kubernetes: kubernetesStatus(gw),
+  };
+}
+
+/** Kubernetes mode: where the view came from, the RayServices, their clusters with roles. */
+function kubernetesStatus(gw: Gateway): object | null {
+  const src = gw.kubernetes;
+  if (src === null) return null;
+  const st = src.status();
+  const view = src.view;
+  const policyOf = (app: string) => (gw.config.applications.get(app) ?? gw.config.defaults).rollout;
+  const wall = gw.clock.wallNow();
+  return {
+    source: st.source,
+    synced: st.synced,
+    connected: st.connected,
+    last_error: st.lastError,
+    view_age_ms: st.viewAtMs === null ? null : Math.max(0, Math.round(wall - st.viewAtMs)),
+    namespace: src.cfg.namespace,
+    upgrade: src.cfg.upgrade,
+    rayservices: view.rayservices.map((rs) => {
+      const deadline = rs.previousSinceMs === null ? null : rs.previousSinceMs + rs.deletionDelayMs;
+      return {
+        name: rs.name,
+        upgrade_phase: rs.phase,
+        active: rs.active,
+        pending: rs.pending,
+        previous: rs.previous,
+        deletion_delay_ms: rs.deletionDelayMs,
+        // Time left before KubeRay deletes the previous cluster (from when the flip was seen).
+        deletion_deadline_ms: deadline === null ? null : Math.max(0, Math.round(deadline - wall)),
+        apps: rs.apps.map((a) => {
+          const p = policyOf(a.name);
+          return { name: a.name, rollout_fits_deletion_delay: rolloutFitsDeletionDelay(p.steps, p.intervalMs, rs.deletionDelayMs) };
+        }),
+        clusters: view.clusters
+          .filter((c) => c.rayservice === rs.name)
+          .map((c) => ({ name: c.name, role: c.role, ready_endpoints: c.endpoints.length, pods: c.pods, dashboard: c.dashboard, app_statuses: c.appStatuses })),
+      };
+    }),
   };
 }
 

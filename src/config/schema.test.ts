@@ -49,6 +49,7 @@ describe('validateConfig', () => {
     assert.deepEqual(c.listen, { host: '0.0.0.0', port: 8000 });
     assert.deepEqual(c.admin, { listen: { host: '127.0.0.1', port: 9901 }, tokenEnv: 'SERVE_GATEWAY_ADMIN_TOKEN' });
     assert.equal(c.source, 'file');
+    assert.equal(c.kubernetes, null);
     assert.equal(c.stateDir, resolve('/etc/gw/var'));
     assert.deepEqual(c.clusters, [{ name: 'blue', endpoints: ['http://127.0.0.1:8101'], dashboard: null, serveApps: null, serveConfigFile: null }]);
     assert.equal(c.applications.size, 0);
@@ -348,8 +349,35 @@ describe('validateConfig', () => {
     assert.equal(issues[0]?.path, 'applications.*.ingress_deployment');
   });
 
-  it('refuses source: kubernetes for now and unknown sources', () => {
-    assert.match(bad({ ...minimal, source: 'kubernetes' })[0]?.message ?? '', /not supported/);
+  it('source: kubernetes: discovered clusters, weights by role, every problem by key path', () => {
+    const c = ok({ source: 'kubernetes', kubernetes: { namespace: 'ray', rayservices: ['llm'], upgrade: 'rollout', kubeconfig: 'kc.yaml' }, applications: { llm: { weights: { active: 100 } } } });
+    assert.equal(c.source, 'kubernetes');
+    assert.deepEqual(c.clusters, []);
+    assert.deepEqual(c.kubernetes, {
+      namespace: 'ray',
+      rayservices: ['llm'],
+      selector: null,
+      kubeconfig: resolve('/etc/gw/kc.yaml'),
+      upgrade: 'rollout',
+      lastKnownGood: resolve('/etc/gw/var/last-known-good.json'),
+      bootWaitMs: 1_000,
+    });
+    assert.equal(ok({ source: 'kubernetes', kubernetes: { selector: 'team=llm' } }).kubernetes!.upgrade, 'follow');
+    const issues = bad({
+      source: 'kubernetes',
+      kubernetes: { rayservices: ['Bad_Name'], selector: 'team=llm', upgrade: 'yolo', state_configmap: 'x', colour: 1 },
+      clusters: minimal.clusters,
+      applications: { llm: { weights: { blue: 100 } } },
+    });
+    const paths = issues.map((i) => i.path);
+    for (const p of ['kubernetes.rayservices[0]', 'kubernetes.selector', 'kubernetes.upgrade', 'kubernetes.state_configmap', 'kubernetes.colour', 'clusters', 'applications.llm.weights.blue']) {
+      assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
+    }
+    assert.match(bad({ source: 'kubernetes' })[0]!.message, /rayservices or selector/);
+    assert.match(bad({ ...minimal, kubernetes: { selector: 'a=b' } })[0]!.message, /only read with source: kubernetes/);
+  });
+
+  it('refuses unknown sources', () => {
     assert.match(bad({ ...minimal, source: 'consul' })[0]?.message ?? '', /"file" or "kubernetes"/);
   });
 

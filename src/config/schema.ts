@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseServeConfig } from './serve-config.ts';
+import { CLUSTER_ROLES } from './types.ts';
 import type {
   AccessLogConfig,
   AdmissionConfig,
@@ -17,6 +18,7 @@ import type {
   HostPort,
   RetryConfig,
   RolloutPolicy,
+  KubernetesConfig,
   ServerConfig,
   StickyConfig,
   UpstreamConfig,
@@ -119,6 +121,7 @@ const TOP_KEYS = [
   'dashboard_poll_interval',
   'shutdown',
   'server',
+  'kubernetes',
 ] as const;
 
 /**
@@ -157,10 +160,8 @@ export function validateConfig(
   const src = doc['source'];
   if (src !== undefined && src !== null) {
     if (src === 'file') source = 'file';
-    else if (src === 'kubernetes') {
-      source = 'kubernetes';
-      v.issue('source', 'source "kubernetes" is not supported in this version (use "file")');
-    } else v.issue('source', `must be "file" or "kubernetes" (got ${show(src)})`);
+    else if (src === 'kubernetes') source = 'kubernetes';
+    else v.issue('source', `must be "file" or "kubernetes" (got ${show(src)})`);
   }
 
   let stateDir = resolve(baseDir, 'var');
@@ -218,20 +219,29 @@ export function validateConfig(
 
   // Cluster names first: applications refer to them, and serve_config parsing
   // needs the ingress overrides from applications.
+  // In kubernetes mode clusters are discovered; weights name them by role.
   const clustersRaw = doc['clusters'];
-  const clusterNames = collectClusterNames(clustersRaw);
+  const kubernetes = source === 'kubernetes' ? parseKubernetes(v, doc['kubernetes'], stateDir, baseDir) : null;
+  if (source !== 'kubernetes' && doc['kubernetes'] !== undefined && doc['kubernetes'] !== null) {
+    v.issue('kubernetes', 'is only read with source: kubernetes');
+  }
+  if (source === 'kubernetes' && clustersRaw !== undefined && clustersRaw !== null) {
+    v.issue('clusters', 'must be left out with source: kubernetes (clusters are discovered from the RayServices)');
+  }
+  const clusterNames = source === 'kubernetes' ? new Set<string>(CLUSTER_ROLES) : collectClusterNames(clustersRaw);
   const { defaults, applications } = parseApplications(v, doc['applications'], clusterNames);
   const overrides = new Map<string, string | null>();
   for (const [name, policy] of applications) {
     if (policy.ingressDeployment !== null) overrides.set(name, policy.ingressDeployment);
   }
-  const clusters = parseClusters(v, clustersRaw, overrides, baseDir, readFile);
+  const clusters = source === 'kubernetes' ? [] : parseClusters(v, clustersRaw, overrides, baseDir, readFile);
 
   if (v.issues.length > 0) return { ok: false, issues: v.issues };
   const config: GatewayConfig = {
     listen,
     admin,
     source,
+    kubernetes,
     stateDir,
     clusters,
     applications,
@@ -428,6 +438,75 @@ function parseUpstream(v: Checker, raw: Record<string, unknown>): UpstreamConfig
     ),
     bufferBodyBytes: v.int(raw['buffer_body_bytes'], 'upstream.buffer_body_bytes', d.bufferBodyBytes, 0),
   };
+}
+
+const KUBERNETES_KEYS = ['namespace', 'rayservices', 'selector', 'kubeconfig', 'upgrade', 'last_known_good', 'boot_wait', 'state_configmap', 'leader_lease'] as const;
+const K8S_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_SELECTOR_RE = /^[A-Za-z0-9._\/-]+(\s*(=|==|!=)\s*[A-Za-z0-9._-]*)?(\s*,\s*[A-Za-z0-9._\/-]+(\s*(=|==|!=)\s*[A-Za-z0-9._-]*)?)*$/;
+
+/** The pod's own namespace when running in a cluster, else "default". */
+function podNamespace(): string {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || 'default';
+  } catch {
+    return 'default';
+  }
+}
+
+function parseKubernetes(v: Checker, raw: unknown, stateDir: string, baseDir: string): KubernetesConfig {
+  const k = isObject(raw) ? raw : {};
+  if (raw === undefined || raw === null) v.issue('kubernetes', 'is required with source: kubernetes (at least rayservices or selector)');
+  else if (!isObject(raw)) v.issue('kubernetes', 'must be a mapping');
+  else v.unknownKeys(raw, 'kubernetes', KUBERNETES_KEYS);
+  for (const key of ['state_configmap', 'leader_lease'] as const) {
+    if (k[key] !== undefined && k[key] !== null) {
+      v.issue(`kubernetes.${key}`, 'shared state across gateway replicas is not supported in this version: run one replica, whose state lives in state_dir');
+    }
+  }
+  let namespace = podNamespace();
+  if (k['namespace'] !== undefined && k['namespace'] !== null) {
+    if (typeof k['namespace'] !== 'string' || !K8S_NAME_RE.test(k['namespace']) || k['namespace'].length > 63) v.issue('kubernetes.namespace', `must be a namespace name (got ${show(k['namespace'])})`);
+    else namespace = k['namespace'];
+  }
+  let rayservices: string[] | null = null;
+  const rs = k['rayservices'];
+  if (rs !== undefined && rs !== null) {
+    if (!Array.isArray(rs) || rs.length === 0) v.issue('kubernetes.rayservices', 'must be a non-empty list of RayService names');
+    else {
+      rayservices = [];
+      rs.forEach((n, i) => {
+        if (typeof n !== 'string' || !K8S_NAME_RE.test(n) || n.length > 63) v.issue(`kubernetes.rayservices[${i}]`, `must be a RayService name (got ${show(n)})`);
+        else rayservices!.push(n);
+      });
+    }
+  }
+  let selector: string | null = null;
+  const sel = k['selector'];
+  if (sel !== undefined && sel !== null) {
+    if (typeof sel !== 'string' || !LABEL_SELECTOR_RE.test(sel.trim())) v.issue('kubernetes.selector', `must be an equality label selector like "team=llm" (got ${show(sel)})`);
+    else selector = sel.trim();
+  }
+  if (isObject(raw) && rayservices === null && selector === null && rs === undefined && sel === undefined) v.issue('kubernetes', 'needs rayservices (names) or selector (labels)');
+  if (rayservices !== null && selector !== null) v.issue('kubernetes.selector', 'give rayservices or selector, not both');
+  let kubeconfig: string | null = null;
+  if (k['kubeconfig'] !== undefined && k['kubeconfig'] !== null) {
+    if (typeof k['kubeconfig'] !== 'string' || k['kubeconfig'] === '') v.issue('kubernetes.kubeconfig', 'must be a file path');
+    else kubeconfig = resolve(baseDir, k['kubeconfig']);
+  }
+  let upgrade: KubernetesConfig['upgrade'] = 'follow';
+  const up = k['upgrade'];
+  if (up !== undefined && up !== null) {
+    if (up === 'follow' || up === 'rollout' || up === 'hold') upgrade = up;
+    else v.issue('kubernetes.upgrade', `must be follow, rollout or hold (got ${show(up)})`);
+  }
+  let lastKnownGood = resolve(stateDir, 'last-known-good.json');
+  const lkg = k['last_known_good'];
+  if (lkg !== undefined && lkg !== null) {
+    if (typeof lkg !== 'string' || lkg === '') v.issue('kubernetes.last_known_good', 'must be a file path');
+    else lastKnownGood = resolve(baseDir, lkg);
+  }
+  const bootWaitMs = v.duration(k['boot_wait'], 'kubernetes.boot_wait', 1_000, { positive: true, max: 600_000 });
+  return { namespace, rayservices, selector, kubeconfig, upgrade, lastKnownGood, bootWaitMs };
 }
 
 function parseServer(v: Checker, raw: Record<string, unknown>): ServerConfig {

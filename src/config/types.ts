@@ -127,6 +127,8 @@ export interface GatewayConfig {
     readonly allowedHosts?: readonly string[];
   };
   readonly source: 'file' | 'kubernetes';
+  /** `source: kubernetes` only: where the RayServices are and how upgrades are followed. */
+  readonly kubernetes: KubernetesConfig | null;
   readonly stateDir: string;
   readonly clusters: readonly ClusterConfig[];
   /** Per app name; `defaults` holds "*" merged over built-in defaults. */
@@ -142,6 +144,25 @@ export interface GatewayConfig {
   readonly dashboardPollMs: number;
   readonly shutdown: { readonly drainDelayMs: number; readonly gracePeriodMs: number };
   readonly server: ServerConfig;
+}
+
+/** Cluster roles that config weights and admin calls may use in kubernetes mode. */
+export const CLUSTER_ROLES = ['active', 'pending', 'previous'] as const;
+export type ClusterRole = (typeof CLUSTER_ROLES)[number];
+
+export interface KubernetesConfig {
+  readonly namespace: string;
+  /** RayService names, or null when `selector` picks them. */
+  readonly rayservices: readonly string[] | null;
+  /** Label selector ("team=llm"), or null when `rayservices` names them. */
+  readonly selector: string | null;
+  /** null: in-cluster service account, else $KUBECONFIG / ~/.kube/config. */
+  readonly kubeconfig: string | null;
+  readonly upgrade: 'follow' | 'rollout' | 'hold';
+  /** Absolute path of the last-known-good view (written on every change, read at boot without an API server). */
+  readonly lastKnownGood: string;
+  /** How long the gateway waits for the first list from the API server before it boots from last_known_good. */
+  readonly bootWaitMs: number;
 }
 
 /** The data-plane listener's limits toward clients (docs/security.md). 0 = off where allowed. */

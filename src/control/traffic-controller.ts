@@ -43,6 +43,8 @@ export interface TrafficDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Instruments;
+  /** Called with every audit entry written (kubernetes mode mirrors them as Events on the RayService). */
+  readonly onAudit?: (e: AuditEvent) => void;
 }
 
 /** The last failed state write, until a write succeeds again (status API, logs). */
@@ -361,6 +363,7 @@ export class TrafficController {
     this.#state = next;
     this.#writeSucceeded(e.app);
     this.#publish();
+    this.#d.onAudit?.({ ...e, id: 0, at, result: 'ok', version });
     return null;
   }
 
@@ -435,7 +438,9 @@ export class TrafficController {
 
   #audit(e: Omit<AuditEvent, 'id' | 'at'>): void {
     try {
-      this.#d.store.appendAudit({ ...e, at: new Date(this.#d.clock.wallNow()).toISOString() });
+      const entry = { ...e, at: new Date(this.#d.clock.wallNow()).toISOString() };
+      this.#d.store.appendAudit(entry);
+      this.#d.onAudit?.(entry as AuditEvent);
     } catch (err) {
       this.#d.log.error({ err: (err as Error).message }, 'could not append to the audit log');
     }
