@@ -164,7 +164,7 @@ export class Gateway {
       return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error });
     }
     this.#fileConfig = result.config;
-    this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW, []));
+    this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
     applyServerLimits(this.server, result.config);
     this.traffic.onConfigChanged();
     this.#syncPollersAndProbers();
@@ -211,32 +211,31 @@ export class Gateway {
     return nameOrRole === 'active' ? rs.active : nameOrRole === 'pending' ? rs.pending : rs.previous;
   }
 
-  /** The running config for a view: the file's config with the view's clusters (and `keep`, clusters about to go). */
-  #effectiveConfig(view: KubeView, keep: readonly string[]): GatewayConfig {
+  /** The running config for a view: the file's config with the view's clusters, weights by role resolved. */
+  #effectiveConfig(view: KubeView): GatewayConfig {
     const base = this.#fileConfig;
     if (base.kubernetes === null) return base;
-    const clusters = clusterConfigs(view);
-    for (const name of keep) {
-      if (!clusters.some((c) => c.name === name)) clusters.push({ name, endpoints: [], dashboard: null, serveApps: null, serveConfigFile: null });
-    }
-    return { ...base, clusters, applications: resolveRoleWeights(base.applications, base.defaults, view) };
+    return { ...base, clusters: clusterConfigs(view), applications: resolveRoleWeights(base.applications, base.defaults, view) };
   }
 
-  /** Kubernetes mode: a new view of the RayServices: clusters, endpoints, then what the upgrade policy does. */
+  /**
+   * Kubernetes mode: a new view of the RayServices. The upgrade policy decides
+   * against the traffic as it is; an action whose target the running config
+   * already knows is carried out first (so a switch away from a cluster that
+   * is about to disappear is made, and audited, while it still exists), then
+   * the view's clusters replace the running ones, then the remaining actions.
+   */
   #applyView(view: KubeView, prev: KubeView): void {
     const mode = this.#fileConfig.kubernetes!.upgrade;
     const actions = decideUpgrades(mode, prev, view, (app) => this.#appTraffic(app));
-    // A cluster that still has traffic stays (without endpoints) until its traffic has moved, so the move is audited.
-    const keep = actions.length === 0 ? [] : this.#clustersWithTraffic().filter((c) => !view.clusters.some((x) => x.name === c));
-    this.reconciler.setConfig(this.#effectiveConfig(view, keep));
+    const known = new Set(this.config.clusters.map((c) => c.name));
+    const now = actions.filter((a) => known.has(a.to));
+    const later = actions.filter((a) => !known.has(a.to));
+    let owed = this.#runUpgrades(now);
+    this.reconciler.setConfig(this.#effectiveConfig(view));
     this.traffic.onConfigChanged();
     this.#syncPollersAndProbers();
-    const owed = this.#runUpgrades(actions);
-    if (keep.length > 0) {
-      this.reconciler.setConfig(this.#effectiveConfig(view, []));
-      this.traffic.onConfigChanged();
-      this.#syncPollersAndProbers();
-    }
+    owed = this.#runUpgrades(later) || owed;
     this.#owe(owed ? prev : null);
   }
 
@@ -245,12 +244,6 @@ export class Gateway {
     if (weights === null) return null;
     const r = this.traffic.rolloutOf(app);
     return { weights, rollout: r === null ? null : { pendingCluster: r.pendingCluster, phase: r.phase } };
-  }
-
-  #clustersWithTraffic(): string[] {
-    const out = new Set<string>();
-    for (const t of Object.values(this.traffic.state.apps)) for (const [c, w] of Object.entries(t.weights)) if (w > 0) out.add(c);
-    return [...out];
   }
 
   /** Carries out upgrade actions; true when one must wait (its target is not serving yet). */
