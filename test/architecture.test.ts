@@ -146,7 +146,7 @@ const FOLDER_RULES: Readonly<Record<string, { readonly value: readonly string[];
   kubernetes: { value: ['core', 'config'], typeOnly: [] },
   // The simulator is its own product surface: it shares only config parsing with the gateway.
   sim: { value: ['core', 'config'], typeOnly: [] },
-  cli: { value: ['core', 'config', 'main', 'sim'], typeOnly: [] },
+  cli: { value: ['core', 'config', 'main', 'sim', 'kubernetes'], typeOnly: [] },
   main: { value: ['core', 'config', 'control', 'routing', 'admission', 'upstream', 'health', 'proxy', 'admin', 'metrics', 'kubernetes'], typeOnly: [] },
 };
 

@@ -4,13 +4,15 @@ import { runStartCommand } from './start-command.ts';
 import { runTrafficCommand } from './traffic-command.ts';
 import { runValidateCommand } from '../config/validate-command.ts';
 import { runSimCommand } from '../sim/sim-command.ts';
+import { liveCheck, renderLiveReport } from '../kubernetes/live-check.ts';
 
 export const HELP = `serve-gateway — an edge gateway for Ray Serve on Kubernetes
 
 Usage:
   serve-gateway start    [--config FILE]     run the gateway (default config/gateway.yaml)
-  serve-gateway validate [--config FILE] [--json]
+  serve-gateway validate [--config FILE] [--json] [--live]
                                              check a config; print routes and capacities
+                                             (--live: kubernetes mode, read the RayServices too)
   serve-gateway sim      [--config FILE]     run simulated Ray Serve clusters (default config/sim.yaml)
   serve-gateway traffic status               split, rollout state and capacity of every app
   serve-gateway traffic set APP CLUSTER=WEIGHT... [--force]
@@ -31,7 +33,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'start':
       return runStartCommand(rest);
     case 'validate':
-      return runValidateCommand(rest, out);
+      return runValidateCommand(rest, out, async (config) => {
+        const r = await liveCheck(config);
+        return { ok: r.ok, text: renderLiveReport(r), json: r };
+      });
     case 'sim':
       return runSimCommand(rest);
     case 'traffic':

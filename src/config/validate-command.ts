@@ -6,7 +6,7 @@ import type { AppPolicy, GatewayConfig } from './types.ts';
 
 export const DEFAULT_CONFIG_PATH = 'config/gateway.yaml';
 
-const HELP = `Usage: serve-gateway validate [--config FILE] [--json]
+const HELP = `Usage: serve-gateway validate [--config FILE] [--json] [--live]
 
 Checks a gateway config file. On success prints the route table (route prefix
 -> application, per cluster) and the admission capacity of every application on
@@ -16,6 +16,11 @@ reason) and exits 1.
 Options:
   --config FILE   config file (default ${DEFAULT_CONFIG_PATH})
   --json          print JSON instead of text
+  --live          kubernetes mode: also list the RayServices and their pods from
+                  the API server and report clusters (with roles), ready serve
+                  pods, apps, capacities, and rollout policies that cannot finish
+                  before KubeRay deletes the old cluster; exit 1 when a named
+                  RayService is missing or the API server cannot be read
   -h, --help      show this help
 `;
 
@@ -54,9 +59,13 @@ export interface ValidateSummary {
 }
 
 /** Runs the validate command; returns the exit code (0 ok, 1 invalid config, 2 usage error). */
-export async function runValidateCommand(args: readonly string[], out: (s: string) => void): Promise<number> {
+/** What `--live` reports (kubernetes mode); injected by the CLI so that config/ stays free of Kubernetes code. */
+export type LiveCheck = (config: GatewayConfig) => Promise<{ ok: boolean; text: string; json: object }>;
+
+export async function runValidateCommand(args: readonly string[], out: (s: string) => void, liveCheck?: LiveCheck): Promise<number> {
   let configPath = DEFAULT_CONFIG_PATH;
   let json = false;
+  let live = false;
   const rest = args[0] === 'validate' ? args.slice(1) : args;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i] as string;
@@ -64,6 +73,7 @@ export async function runValidateCommand(args: readonly string[], out: (s: strin
       out(HELP);
       return 0;
     } else if (a === '--json') json = true;
+    else if (a === '--live') live = true;
     else if (a === '--config' || a === '-c') {
       const v = rest[++i];
       if (v === undefined || v === '') {
@@ -88,9 +98,14 @@ export async function runValidateCommand(args: readonly string[], out: (s: strin
     return 1;
   }
   const summary = summarizeConfig(result.config);
-  if (json) out(JSON.stringify({ ok: true, file: configPath, ...summary }, null, 2));
-  else out(renderSummary(configPath, result.config, summary));
-  return 0;
+  if (live && (liveCheck === undefined || result.config.source !== 'kubernetes')) {
+    out(`serve-gateway validate: --live needs source: kubernetes\n`);
+    return 2;
+  }
+  const report = live ? await liveCheck!(result.config) : null;
+  if (json) out(JSON.stringify({ ok: report?.ok ?? true, file: configPath, ...summary, ...(report ? { kubernetes: report.json } : {}) }, null, 2));
+  else out(renderSummary(configPath, result.config, summary) + (report?.text ?? ''));
+  return report === null || report.ok ? 0 : 1;
 }
 
 /** The route table and capacities derivable without contacting any cluster. */
@@ -142,6 +157,12 @@ export function summarizeConfig(config: GatewayConfig): ValidateSummary {
 function renderSummary(file: string, config: GatewayConfig, s: ValidateSummary): string {
   const lines: string[] = [`${file}: OK`, ''];
   lines.push(`listen ${hp(config.listen)}, admin ${hp(config.admin.listen)}, state_dir ${config.stateDir}`, '');
+  const k = config.kubernetes;
+  if (k !== null) {
+    const which = k.rayservices !== null ? `RayServices ${k.rayservices.join(', ')}` : `RayServices matching "${k.selector}"`;
+    lines.push(`source kubernetes: ${which} in namespace ${k.namespace}, upgrade ${k.upgrade}, kubeconfig ${k.kubeconfig ?? '(in-cluster or $KUBECONFIG)'}`);
+    lines.push(`  clusters, routes and capacities are discovered at run time (validate --live reads them now); last_known_good ${k.lastKnownGood}`, '');
+  }
   lines.push('Routes (route prefix -> application):');
   for (const c of s.clusters) {
     lines.push(`  cluster ${c.name} (${c.endpoints.join(', ')})`);

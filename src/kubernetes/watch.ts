@@ -190,3 +190,15 @@ function errorText(err: unknown): string {
   }
   return String(err).slice(0, 300);
 }
+
+/** One list of the RayServices and Ray pods (for `validate --live`); throws when the API server refuses or is unreachable. */
+export async function listOnce(cfg: KubernetesConfig): Promise<{ rayservices: RayServiceObject[]; pods: PodObject[] }> {
+  const kc = loadKubeConfig(cfg);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const rs = (await custom.listNamespacedCustomObject({ ...RAY, namespace: cfg.namespace, ...(cfg.selector ? { labelSelector: cfg.selector } : {}) })) as { items?: RayServiceObject[] };
+  const pods = await core.listNamespacedPod({ namespace: cfg.namespace, labelSelector: 'ray.io/cluster' });
+  const names = cfg.rayservices;
+  const items = (rs.items ?? []).filter((r) => names === null || names.includes(r.metadata?.name ?? ''));
+  return { rayservices: items, pods: pods.items as PodObject[] };
+}
