@@ -23,7 +23,7 @@ import { FileStateStore } from './control/state-store.ts';
 import type { UpstreamCluster } from './upstream/cluster.ts';
 import { KubernetesSource } from './kubernetes/source.ts';
 import { clusterConfigs, EMPTY_VIEW, rayServiceOf, resolveRoleWeights, type KubeView } from './kubernetes/view.ts';
-import { decideUpgrades, type UpgradeAction } from './kubernetes/upgrade-policy.ts';
+import { decideUpgrades, rolloutFitsDeletionDelay, type UpgradeAction } from './kubernetes/upgrade-policy.ts';
 import type { AuditEvent } from './control/traffic-state.ts';
 
 export interface GatewayOptions {
@@ -425,6 +425,17 @@ export class Gateway {
         for (const [name, s] of self.dashboardStates) yield [name, s.reachable ? 1 : 0];
       },
       snapshotVersion: () => self.reconciler.current?.version ?? 0,
+      *rolloutFitsDeletionDelay() {
+        const src = self.kubernetes;
+        if (src === null) return;
+        for (const rs of src.view.rayservices) {
+          for (const a of rs.apps) {
+            const p = (self.config.applications.get(a.name) ?? self.config.defaults).rollout;
+            yield [rs.name, a.name, rolloutFitsDeletionDelay(p.steps, p.intervalMs, rs.deletionDelayMs) ? 1 : 0];
+          }
+        }
+      },
+      kubernetesConnected: () => (self.kubernetes === null ? null : self.kubernetes.status().connected ? 1 : 0),
     };
   }
 }

@@ -15,6 +15,10 @@ export interface GaugeSources {
   openStreams(): Iterable<[cluster: string, value: number]>;
   dashboardReachable(): Iterable<[cluster: string, value: number]>;
   snapshotVersion(): number;
+  /** Kubernetes mode: 1 when the app's rollout policy can finish before KubeRay deletes the old cluster. */
+  rolloutFitsDeletionDelay?(): Iterable<[rayservice: string, app: string, value: number]>;
+  /** Kubernetes mode: 1 while every watch is connected, null in file mode. */
+  kubernetesConnected?(): number | null;
 }
 
 export class Instruments {
@@ -132,6 +136,23 @@ export class Instruments {
       registers,
       collect() {
         this.set(sources.snapshotVersion());
+      },
+    });
+    gauge3(
+      registers,
+      'serve_gateway_rollout_fits_deletion_delay',
+      'Kubernetes mode: 1 when the app\'s rollout policy (steps x interval) can finish within its RayService\'s rayClusterDeletionDelaySeconds.',
+      ['rayservice', 'app'],
+      () => sources.rolloutFitsDeletionDelay?.() ?? [],
+    );
+    new Gauge({
+      name: 'serve_gateway_kubernetes_connected',
+      help: 'Kubernetes mode: 1 while the RayService and pod watches are connected; 0 while the gateway serves from its last known state.',
+      registers,
+      collect() {
+        this.reset();
+        const v = sources.kubernetesConnected?.() ?? null;
+        if (v !== null) this.set(v);
       },
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'serve_gateway_process_' });
