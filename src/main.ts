@@ -324,7 +324,8 @@ export class Gateway {
     for (const [app, p] of cfg.applications) overrides.set(app, p.ingressDeployment);
     for (const [name, poller] of this.pollers) {
       const c = cfg.clusters.find((x) => x.name === name);
-      if (c === undefined || c.dashboard === null) {
+      // Gone, or (kubernetes mode) the head pod was replaced and the dashboard moved.
+      if (c === undefined || c.dashboard === null || c.dashboard !== poller.origin) {
         poller.stop();
         this.pollers.delete(name);
         this.dashboardStates.delete(name);

@@ -161,6 +161,11 @@ export class DashboardPoller {
   #running = false;
   #inflight: AbortController | null = null;
 
+  /** The dashboard origin this poller was made for. */
+  get origin(): string {
+    return this.#opts.url;
+  }
+
   constructor(opts: DashboardPollerOptions) {
     this.#opts = opts;
     this.#url = applicationsUrl(opts.url);
