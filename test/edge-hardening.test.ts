@@ -259,3 +259,33 @@ test('max_connections: bare connects past the cap are closed on accept; admin /r
   const r = await fetch(`${gw.url}/llm/after`);
   assert.equal(r.status, 200);
 });
+
+test('clients that reset their connection (mid-request, between keep-alive requests, mid-body) never take the gateway down', { timeout: 30_000 }, async (t) => {
+  const up = await recordingUpstream();
+  const gw = await gatewayFor(up.url);
+  t.after(async () => {
+    await gw.close();
+    up.server.close();
+  });
+  const u = new URL(gw.url);
+  const resetAfter = (bytes: string, waitForResponse: boolean) =>
+    new Promise<void>((resolve) => {
+      const s = connect({ host: u.hostname, port: Number(u.port) });
+      s.on('error', () => {});
+      s.on('connect', () => {
+        s.write(bytes);
+        if (!waitForResponse) setImmediate(() => s.resetAndDestroy());
+      });
+      s.on('data', () => waitForResponse && s.resetAndDestroy());
+      s.on('close', () => resolve());
+    });
+  for (let i = 0; i < 20; i++) {
+    await resetAfter('GET /llm/a HTTP/1.1\r\nhost: x\r\n\r\n', true); // keep-alive socket reset after its response
+    await resetAfter('GET /llm/b HTTP/1.1\r\nhost: x\r\n', false); // reset inside the headers
+    await resetAfter('POST /llm/c HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc', false); // reset inside the body
+  }
+  const r = await fetch(`${gw.url}/llm/still-here`);
+  assert.equal(r.status, 200);
+  const m = await gw.metrics.registry.getSingleMetricAsString('serve_gateway_requests_total');
+  assert.doesNotMatch(m, /flag="BR"/, 'a reset is not a malformed request');
+});

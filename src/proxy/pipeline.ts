@@ -102,16 +102,23 @@ export class RequestPipeline {
   }
 
   clientError(err: Error & { code?: string }, socket: Duplex): void {
+    // A connection the client reset or closed is not a malformed request: nothing to
+    // answer or count (a request in progress on it ends as DC through its close listener).
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
     const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const code: ErrorCode = timeout ? 'DOWNSTREAM_TIMEOUT' : 'BAD_REQUEST';
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : ERRORS[code].status;
-    const res = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
-    const ctx = res === undefined ? undefined : (res as ServerResponse & { [CTX]?: RequestContext })[CTX];
+    // node:http sets _httpMessage to null between responses on a keep-alive connection.
+    const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+    const ctx = res === null ? undefined : (res as ServerResponse & { [CTX]?: RequestContext })[CTX];
     if (ctx !== undefined && !ctx.done) {
       ctx.downstreamFault(code, status, timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`);
       return;
     }
-    if (socket.writable && (res === undefined || !res.headersSent)) {
+    if (res === null || !res.headersSent) {
       const text = timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`;
       socket.write(
         `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
