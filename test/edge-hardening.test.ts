@@ -289,3 +289,28 @@ test('clients that reset their connection (mid-request, between keep-alive reque
   const m = await gw.metrics.registry.getSingleMetricAsString('serve_gateway_requests_total');
   assert.doesNotMatch(m, /flag="BR"/, 'a reset is not a malformed request');
 });
+
+test('defect 2: a streamed upload that stalls after admission is cut at server.request_timeout (408 DT) and frees its slot', { timeout: 30_000 }, async (t) => {
+  const up = await recordingUpstream((req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => res.end('ok'));
+    req.on('error', () => {});
+  });
+  const gw = await gatewayFor(up.url, { maxOngoing: 1, extra: { server: { request_timeout: '1s', request_header_timeout: '1s' } } });
+  t.after(async () => {
+    await gw.close();
+    up.server.close();
+  });
+  const limiter = gw.reconciler.current!.apps.get('llm')!.targets[0]!.limiter;
+  // 200 KB announced (over buffer_body_bytes: streamed after admission), 1 KB sent, then nothing.
+  const out = rawExchange(gw.url, `POST /llm/upload HTTP/1.1\r\nhost: x\r\ncontent-length: 200000\r\n\r\n${'a'.repeat(1000)}`);
+  await waitFor(() => limiter.inFlight === 1, 10_000, 'the streamed upload is admitted');
+  const o = await out;
+  assert.match(o, /^HTTP\/1\.1 408 /);
+  assert.match(o, /x-gateway-flag: DT/);
+  await waitFor(() => limiter.inFlight === 0, 10_000, 'slot freed');
+  assert.equal((await fetch(`${gw.url}/llm/next`)).status, 200);
+  const m = await gw.metrics.registry.getSingleMetricAsString('serve_gateway_requests_total');
+  assert.match(m, /app="llm",cluster="blue",code="408",flag="DT"\} 1/);
+  assert.equal(gateStats(gw, 'llm').errors, 0);
+});

@@ -54,6 +54,7 @@ export function newRequestHeaderInfo(): RequestHeaderInfo {
  * `appendForwardingHeaders` afterwards. `stickyHeader` is lower-case or ''.
  */
 export function filterRequestHeaders(raw: readonly string[], out: string[], info: RequestHeaderInfo, stickyHeader: string): void {
+  let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -82,7 +83,7 @@ export function filterRequestHeaders(raw: readonly string[], out: string[], info
         break;
       case 'host':
         // RFC 9112 §3.2: more than one Host is a 400; proxies must not pick one.
-        if (info.host !== '' || i > 0 && hasHostBefore(raw, i)) info.invalid = 'more than one Host header';
+        if (++hosts > 1) info.invalid = 'more than one Host header';
         info.host = value;
         break;
       case 'expect':
@@ -100,11 +101,6 @@ export function filterRequestHeaders(raw: readonly string[], out: string[], info
     out.push(name, value);
   }
   if (info.connectionTokens !== null) removeConnectionListed(out, info.connectionTokens);
-}
-
-function hasHostBefore(raw: readonly string[], end: number): boolean {
-  for (let i = 0; i < end; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') return true;
-  return false;
 }
 
 export function appendForwardingHeaders(out: string[], info: RequestHeaderInfo, remoteAddress: string, proto: string): void {

@@ -61,8 +61,13 @@ const DC = ERRORS.DOWNSTREAM_ABORTED.flag;
 const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 /** Methods whose request may be sent again after it reached Serve (RFC 9110 §9.2.2), when bodiless. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-/** The RequestContext of a ServerResponse, for the server's clientError handler. */
-const CTX = Symbol('serve-gateway.ctx');
+/** Set on a socket by clientError: the client fault that ends the request in progress on it. */
+const FAULT = Symbol('serve-gateway.fault');
+interface FaultMark {
+  readonly code: ErrorCode;
+  /** The status to log; 0 = the one already sent. */
+  readonly status: number;
+}
 /** Flags of failures the upstream is to blame for (count against rollout gates). */
 const UPSTREAM_FLAGS = new Set<string>(Object.values(ERRORS).filter((e) => e.source === 'upstream').map((e) => e.flag));
 
@@ -113,13 +118,19 @@ export class RequestPipeline {
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : ERRORS[code].status;
     // node:http sets _httpMessage to null between responses on a keep-alive connection.
     const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
-    const ctx = res === null ? undefined : (res as ServerResponse & { [CTX]?: RequestContext })[CTX];
-    if (ctx !== undefined && !ctx.done) {
-      ctx.downstreamFault(code, status, timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`);
+    const text = timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`;
+    if (res !== null && !res.writableFinished) {
+      // A request in progress (its body timed out or broke the framing): its
+      // RequestContext finishes with this fault when the socket closes (onClientClose).
+      (socket as Duplex & { [FAULT]?: FaultMark })[FAULT] = { code, status: res.headersSent ? 0 : status };
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(text)), 'x-gateway-flag', ERRORS[code].flag, 'connection', 'close']);
+        res.end(text);
+      }
+      socket.destroy();
       return;
     }
     if (res === null || !res.headersSent) {
-      const text = timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`;
       socket.write(
         `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
           `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nx-gateway-flag: ${ERRORS[code].flag}\r\nconnection: close\r\n\r\n${text}`,
@@ -180,7 +191,6 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.snap = snap;
     this.startMs = proxy.deps.clock.now();
     this.info = newRequestHeaderInfo();
-    (res as ServerResponse & { [CTX]?: RequestContext })[CTX] = this;
   }
 
   // ── receive ────────────────────────────────────────────────────────────
@@ -639,7 +649,14 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 
   // ── client went away ───────────────────────────────────────────────────
   onClientClose(): void {
-    if (this.done || this.res.writableFinished) return;
+    if (this.done) return;
+    const mark = (this.req.socket as typeof this.req.socket & { [FAULT]?: FaultMark })[FAULT];
+    if (mark !== undefined && this.fault === null) {
+      this.fault = mark.code;
+      this.faultStatus = mark.status === 0 ? this.status : mark.status;
+    }
+    // A response that went out whole is done (its finish comes from onComplete), unless a fault ends it.
+    if (this.res.writableFinished && this.fault === null) return;
     this.clientGone = true;
     if (this.queued) {
       this.target!.limiter.cancel(this);
