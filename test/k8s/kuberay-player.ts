@@ -110,6 +110,7 @@ export async function until<T>(
       const v = await check();
       if (v !== undefined && v !== false) return v;
     } catch (err) {
+      if (err instanceof GiveUp) throw new Error(`gave up waiting for ${what} after ${Math.round(performance.now() - t0)} ms: ${err.message}`);
       lastErr = errText(err);
     }
     const elapsed = performance.now() - t0;
@@ -120,6 +121,25 @@ export async function until<T>(
     await sleep(opts.everyMs ?? 20);
   }
 }
+
+/**
+ * Retries a call the API server answers 429 (e.g. "storage is (re)initializing"
+ * right after a CRD is Established), as controller-runtime requeues.
+ */
+export async function retry429<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const t0 = performance.now();
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: number }).code !== 429 || performance.now() - t0 > timeoutMs) throw err;
+      await sleep(250);
+    }
+  }
+}
+
+/** Thrown by an `until` check: stop waiting at once (the awaited thing can no longer happen). */
+export class GiveUp extends Error {}
 
 // ---------------------------------------------------------------- the player
 
@@ -289,14 +309,14 @@ export class KubeRayPlayer {
         rayClusterConfig: this.#rayClusterConfig(),
       },
     };
-    const created = (await this.custom.createNamespacedCustomObject({ ...RS_API, namespace: this.ns, body })) as RayServiceObject;
+    const created = (await retry429(() => this.custom.createNamespacedCustomObject({ ...RS_API, namespace: this.ns, body }))) as RayServiceObject;
     this.#uid = created.metadata?.uid ?? '';
     this.#log(`RayService created (generation ${created.metadata?.generation})`);
     return created;
   }
 
   async getRayService(): Promise<RayServiceObject> {
-    return (await this.custom.getNamespacedCustomObject({ ...RS_API, namespace: this.ns, name: this.name })) as RayServiceObject;
+    return (await retry429(() => this.custom.getNamespacedCustomObject({ ...RS_API, namespace: this.ns, name: this.name }))) as RayServiceObject;
   }
 
   /** A rayClusterConfig change (new template revision): KubeRay answers it with a new pending cluster. */
@@ -472,7 +492,7 @@ export class KubeRayPlayer {
     const port = (url: string): number => Number(new URL(url).port);
 
     // KubeRay: the RayCluster, owned by the RayService.
-    const rc = (await this.custom.createNamespacedCustomObject({
+    const rc = (await retry429(() => this.custom.createNamespacedCustomObject({
       ...RC_API,
       namespace: this.ns,
       body: {
@@ -486,7 +506,7 @@ export class KubeRayPlayer {
         },
         spec: this.#rayClusterConfig(),
       },
-    })) as KubernetesObject;
+    }))) as KubernetesObject;
     const uid = rc.metadata?.uid ?? '';
 
     let resolveDeleted!: (at: number) => void;
@@ -931,6 +951,8 @@ export async function statusUntil(
   timeoutMs: number,
   pred: (s: Record<string, any>) => boolean, // eslint-disable-line @typescript-eslint/no-explicit-any
   everyMs = 25,
+  /** A reason to stop waiting at once (the state reached can no longer lead to `pred`), or null. */
+  giveUpIf: (s: Record<string, any>) => string | null = () => null, // eslint-disable-line @typescript-eslint/no-explicit-any
 ): Promise<{ status: Record<string, any>; at: number }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   let last: Record<string, any> | null = null; // eslint-disable-line @typescript-eslint/no-explicit-any
   return until(
@@ -940,7 +962,10 @@ export async function statusUntil(
       const s = await gw.status();
       const at = performance.now();
       last = s;
-      return pred(s) ? { status: s, at } : undefined;
+      if (pred(s)) return { status: s, at };
+      const why = giveUpIf(s);
+      if (why !== null) throw new GiveUp(`${why}; ${k8sSummary(s)}`);
+      return undefined;
     },
     { everyMs, observe: () => k8sSummary(last) },
   );
@@ -973,6 +998,8 @@ export interface LoadOptions {
   readonly sseIntervalMs?: number;
   /** Every request gives up after this (a hung request is a failure, not a hung test). */
   readonly requestTimeoutMs?: number;
+  /** Pause of a client after a failed request (default 20 ms). */
+  readonly pauseAfterErrorMs?: number;
 }
 
 /**
@@ -992,7 +1019,13 @@ export class Load {
 
   constructor(url: string, o: LoadOptions = {}) {
     this.#url = url;
-    this.#o = { clients: o.clients ?? 4, sseTokens: o.sseTokens ?? 20, sseIntervalMs: o.sseIntervalMs ?? 40, requestTimeoutMs: o.requestTimeoutMs ?? 60_000 };
+    this.#o = {
+      clients: o.clients ?? 4,
+      sseTokens: o.sseTokens ?? 20,
+      sseIntervalMs: o.sseIntervalMs ?? 40,
+      requestTimeoutMs: o.requestTimeoutMs ?? 60_000,
+      pauseAfterErrorMs: o.pauseAfterErrorMs ?? 20,
+    };
   }
 
   start(): this {
@@ -1010,10 +1043,10 @@ export class Load {
     let n = 0;
     while (!this.#stop) {
       const step = n % 3;
-      if (step === 0) await this.#json(id, 'llm', `/llm/c${id}/${n}`);
-      else if (step === 1) await this.#sse(id, n);
-      else await this.#json(id, 'default', `/web/c${id}/${n}`);
+      const o = step === 0 ? await this.#json(id, 'llm', `/llm/c${id}/${n}`) : step === 1 ? await this.#sse(id, n) : await this.#json(id, 'default', `/web/c${id}/${n}`);
       n++;
+      // A client that got an error does not hammer: it paces its next request (a fast 500 would spin the loop).
+      if (!o.ok) await sleep(this.#o.pauseAfterErrorMs);
     }
   }
 
@@ -1023,13 +1056,14 @@ export class Load {
     return o;
   }
 
-  #finish(o: Outcome): void {
+  #finish(o: Outcome): Outcome {
     o.end = performance.now();
     this.inFlight.delete(o);
     this.outcomes.push(o);
+    return o;
   }
 
-  async #json(client: number, app: Outcome['app'], path: string): Promise<void> {
+  async #json(client: number, app: Outcome['app'], path: string): Promise<Outcome> {
     const o = this.#begin(client, 'json', app);
     try {
       const res = await fetch(`${this.#url}${path}`, { signal: AbortSignal.timeout(this.#o.requestTimeoutMs) });
@@ -1047,10 +1081,10 @@ export class Load {
     } catch (err) {
       o.error = errText(err);
     }
-    this.#finish(o);
+    return this.#finish(o);
   }
 
-  async #sse(client: number, n: number): Promise<void> {
+  async #sse(client: number, n: number): Promise<Outcome> {
     const o = this.#begin(client, 'sse', 'llm');
     const { sseTokens, sseIntervalMs } = this.#o;
     try {
@@ -1081,7 +1115,7 @@ export class Load {
     } catch (err) {
       o.error = `${errText(err)} after ${o.frames} frames`;
     }
-    this.#finish(o);
+    return this.#finish(o);
   }
 
   failures(): Outcome[] {

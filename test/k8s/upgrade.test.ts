@@ -97,9 +97,15 @@ describe('KubeRay blue/green upgrade under load, real kube-apiserver', { skip: u
       `weights seen: ${APPS.map((a) => `${a}: ${trace.weightsSeen(a).join(' → ')}`).join('; ')}\n` +
       `player: ${p.timeline.map((x) => `${Math.round(x.at - t0)}ms ${x.what}`).join(' | ')}\ngateway log: ${g.problems()}`;
     /** statusUntil, failing with the whole story (load, weights seen, player steps, audit log, gateway log). */
-    const waitStatus = async (what: string, ms: number, pred: (s: Record<string, any>) => boolean, everyMs?: number) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const waitStatus = async (
+      what: string,
+      ms: number,
+      pred: (s: Record<string, any>) => boolean, // eslint-disable-line @typescript-eslint/no-explicit-any
+      everyMs?: number,
+      giveUpIf?: (s: Record<string, any>) => string | null, // eslint-disable-line @typescript-eslint/no-explicit-any
+    ) => {
       try {
-        return await statusUntil(g, what, ms, pred, everyMs);
+        return await statusUntil(g, what, ms, pred, everyMs, giveUpIf);
       } catch (err) {
         const audit = await g.events().catch((e: unknown) => [{ error: String(e) }]);
         throw new Error(fail(`${(err as Error).message}\naudit: ${audit.map((e) => JSON.stringify(e)).join('\n  ')}`));
@@ -179,7 +185,20 @@ describe('KubeRay blue/green upgrade under load, real kube-apiserver', { skip: u
     // KubeRay promotes as soon as every app is RUNNING; it does not wait for the gateway.
     const promoteAt = performance.now();
     await p.promote();
-    const done = await waitStatus('both rollouts complete', REACT_MS + 60_000, (s) => APPS.every((a) => appWeights(s, a)[green] === 100 && appRollout(s, a)?.['phase'] === 'succeeded'), 50);
+    const done = await waitStatus(
+      'both rollouts complete',
+      REACT_MS + 60_000,
+      (s) => APPS.every((a) => appWeights(s, a)[green] === 100 && appRollout(s, a)?.['phase'] === 'succeeded'),
+      50,
+      (s) => {
+        for (const a of APPS) {
+          const r = appRollout(s, a);
+          if (appWeights(s, a)[green] === 100 && r === null) return `${a} moved to ${green} 100 % at once, without a rollout`;
+          if (r !== null && r['phase'] !== 'progressing' && r['phase'] !== 'succeeded') return `the ${a} rollout is ${r['phase']}: ${r['reason']}`;
+        }
+        return null;
+      },
+    );
     const blueGoneAtCompletion = p.clusters.get(blue)!.deletedAt !== null;
     const deletedAt = await p.clusters.get(blue)!.deleted;
     await loadUntil(`started after ${blue} was deleted`, (o) => o.start > deletedAt, 20);
@@ -246,6 +265,7 @@ describe('KubeRay blue/green upgrade under load, real kube-apiserver', { skip: u
       REACT_MS + 30_000,
       (s) => appRollout(s, 'llm')?.['phase'] === 'rolled_back' && appWeights(s, 'llm')[blue] === 100,
       25,
+      (s) => (appWeights(s, 'llm')[green] === 100 ? `llm moved to the failing ${green} 100 % (rollout: ${JSON.stringify(appRollout(s, 'llm'))})` : null),
     );
     await loadUntil(`llm started after the rollback`, (o) => o.app === 'llm' && o.start > rolledBack.at, 40);
     await load.stop();
