@@ -9,7 +9,10 @@
 // another one. FUZZ_CASES=<n> sets the generated cases per group (default 150);
 // FUZZ_GROUP_BUDGET_MS (default 8000) stops a group's generated cases once
 // that much time went by on a slow machine, so the file stays well under a
-// minute; the number of cases that ran is printed per group and in total.
+// minute. With the defaults that is about 880 cases (about 210 hand-written,
+// 150 generated per group; a group that keeps failing runs fewer, as its cases
+// then wait for leaks); the number that ran is printed per group and in total.
+// Against a fixed gateway the whole file takes about 10 s on a busy 2-core box.
 //
 // Invariants checked after every case (all sockets closed, the gateway settled):
 //  1. the gateway still answers a normal request (it survived);
