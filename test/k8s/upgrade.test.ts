@@ -309,7 +309,7 @@ describe('KubeRay blue/green upgrade under load, real kube-apiserver', { skip: u
 
   test('spec change mid-upgrade: KubeRay replaces the pending cluster; the gateway drops the abandoned one and follows the new one, 0 failed requests', { timeout: 240_000 }, async () => {
     const rs = 'respec';
-    const { p, g, blue, load, trace, t0, loadUntil, fail, waitStatus } = await serving(rs, { upgrade: 'follow', deletionDelaySeconds: 4 });
+    const { p, g, blue, load, trace, t0, loadUntil, fail, waitStatus } = await serving(rs, { upgrade: 'follow', deletionDelaySeconds: 6 });
     await loadUntil(`on ${blue}`, (o) => o.cluster === blue, 30);
 
     const first = await p.beginUpgrade();
