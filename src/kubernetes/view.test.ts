@@ -57,7 +57,8 @@ test('an upgrade: pending, flip (the old active becomes previous while it has po
   assert.equal(v3.rayservices[0]!.previous, 'rs-a');
   assert.equal(v3.rayservices[0]!.previousSinceMs, 3000);
   assert.equal(v3.rayservices[0]!.deletionDelayMs, 30_000);
-  assert.deepEqual(v3.clusters.map((c) => [c.name, c.role]), [['rs-b', 'active'], ['rs-a', 'previous']]);
+  // The previous cluster comes first: the default weights keep traffic there until the policy moves it.
+  assert.deepEqual(v3.clusters.map((c) => [c.name, c.role]), [['rs-a', 'previous'], ['rs-b', 'active']]);
   const v4 = buildView([rs('rs-b', null, { llm: 'RUNNING', web: 'RUNNING' })], pods, v3, 4000);
   assert.equal(v4.rayservices[0]!.previousSinceMs, 3000, 'the flip time is kept');
   const v5 = buildView([rs('rs-b', null, { llm: 'RUNNING', web: 'RUNNING' })], [pods[1]!], v4, 5000);

@@ -70,7 +70,12 @@ export interface ViewRayService {
 
 export interface KubeView {
   readonly rayservices: readonly ViewRayService[];
-  /** Per RayService: active, previous, pending (this order is the split's layout order). */
+  /**
+   * Per RayService: previous, active, pending. This is the split's layout
+   * order, and the default weights give everything to the first cluster that
+   * serves an app: so a flip alone never moves traffic (the old cluster, now
+   * previous, keeps it until the upgrade policy moves it, audited).
+   */
   readonly clusters: readonly ViewCluster[];
 }
 
@@ -125,8 +130,8 @@ export function buildView(rayservices: readonly RayServiceObject[], pods: readon
       phase,
     });
     const roles: Array<[string | null, ClusterRole, ServiceStatus | undefined]> = [
-      [active, 'active', activeStatus],
       [previous, 'previous', undefined],
+      [active, 'active', activeStatus],
       [pending, 'pending', pendingStatus],
     ];
     for (const [cluster, role, status] of roles) {
