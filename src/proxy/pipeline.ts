@@ -101,6 +101,8 @@ export class RequestPipeline {
     socket.end(
       `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-type: text/plain; charset=utf-8\r\n` +
         `content-length: ${text.length}\r\nx-gateway-flag: ${spec.flag}\r\nconnection: close\r\n\r\n${text}`,
+      // Closed once written: node:http no longer tracks this socket, so a half-open one would hold close().
+      () => socket.destroy(),
     );
     this.deps.metrics.handles('', '').countRequest(405, spec.flag);
     this.deps.accessLog.log('', 'CONNECT', req.url ?? '', '', '', 405, spec.flag, 0, 0, -1);
@@ -119,13 +121,23 @@ export class RequestPipeline {
     // node:http sets _httpMessage to null between responses on a keep-alive connection.
     const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
     const text = timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`;
-    if (res !== null && !res.writableFinished) {
-      // A request in progress (its body timed out or broke the framing): its
-      // RequestContext finishes with this fault when the socket closes (onClientClose).
-      (socket as Duplex & { [FAULT]?: FaultMark })[FAULT] = { code, status: res.headersSent ? 0 : status };
-      if (!res.headersSent && !res.destroyed) {
-        res.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(text)), 'x-gateway-flag', ERRORS[code].flag, 'connection', 'close']);
-        res.end(text);
+    const inProgress = res !== null && !res.writableFinished ? res : null;
+    if (inProgress !== null && inProgress.req.complete) {
+      // The request in progress arrived whole; the bytes after it (pipelined) are
+      // what broke. The connection cannot be parsed any further: it is closed, and
+      // that request ends as the client's disconnect. The garbage is logged.
+      socket.destroy();
+      this.deps.metrics.handles('', '').countRequest(status, ERRORS[code].flag);
+      this.deps.accessLog.log('', '', '', '', '', status, ERRORS[code].flag, 0, 0, -1);
+      return;
+    }
+    if (inProgress !== null) {
+      // This request's own body timed out or broke the framing: its RequestContext
+      // finishes with this fault when the socket closes (onClientClose).
+      (socket as Duplex & { [FAULT]?: FaultMark })[FAULT] = { code, status: inProgress.headersSent ? 0 : status };
+      if (!inProgress.headersSent && !inProgress.destroyed) {
+        inProgress.writeHead(status, ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(text)), 'x-gateway-flag', ERRORS[code].flag, 'connection', 'close']);
+        inProgress.end(text);
       }
       socket.destroy();
       return;
@@ -302,7 +314,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       this.admit(this.target!);
       return;
     }
-    if (this.info.expectContinue) this.res.writeContinue();
+    this.maybeContinue();
     this.bodyChunks = [];
     this.req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
     this.req.once('end', () => {
@@ -347,7 +359,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     if (this.body === null && (this.info.chunked || this.info.contentLength > 0)) {
       // Large or chunked: streamed to Serve (not replayable on retry).
-      if (this.info.expectContinue) this.res.writeContinue();
+      this.maybeContinue();
       this.body = this.req;
     }
     this.pickEndpoint();
@@ -357,6 +369,17 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     const t = this.target!;
     this.proxy.deps.metrics.rejections.labels(this.app!.name, t.cluster.name, 'queue_timeout').inc();
     this.fail('QUEUE_TIMEOUT', queueTimeoutText(this.info.requestId, t.limiter.queueTimeoutMs / 1000));
+  }
+
+  /**
+   * `Expect: 100-continue`: the 100 goes out when the gateway is ready for the
+   * body, only if the body has not come anyway and this response is the one on
+   * the connection now. A pipelined request's response waits in node:http's
+   * queue (res.socket is null) and a 100 written there would land inside the
+   * response before it; such a client sends its body after its own wait.
+   */
+  maybeContinue(): void {
+    if (this.info.expectContinue && !this.req.complete && this.res.socket !== null) this.res.writeContinue();
   }
 
   get replayable(): boolean {
@@ -650,7 +673,9 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   // ── client went away ───────────────────────────────────────────────────
   onClientClose(): void {
     if (this.done) return;
-    const mark = (this.req.socket as typeof this.req.socket & { [FAULT]?: FaultMark })[FAULT];
+    // node:http detaches the socket from a finished exchange (null then).
+    const sock = (this.req.socket ?? null) as (IncomingMessage['socket'] & { [FAULT]?: FaultMark }) | null;
+    const mark = sock === null ? undefined : sock[FAULT];
     if (mark !== undefined && this.fault === null) {
       this.fault = mark.code;
       this.faultStatus = mark.status === 0 ? this.status : mark.status;

@@ -205,7 +205,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     if (this.done) return;
     const status = this.status;
     this.record(status, '');
-    this.client.end();
+    this.client.end(() => this.client.destroy());
     this.release();
   }
 
@@ -238,6 +238,8 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     this.client.end(
       `HTTP/1.1 ${spec.status} ${statusText(spec.status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n` +
         `x-request-id: ${this.info.requestId}\r\nx-gateway-flag: ${spec.flag}\r\n${spec.status === 503 ? 'retry-after: 1\r\n' : ''}connection: close\r\n\r\n${text}`,
+      // Closed once written, whether or not the client closes its side (a half-open socket would hold shutdown).
+      () => this.client.destroy(),
     );
     this.record(spec.status, spec.flag);
     this.release();
