@@ -25,6 +25,7 @@ import {
   AuthenticationV1Api,
   AuthorizationV1Api,
   CoreV1Api,
+  CustomObjectsApi,
   KubeConfig,
   RbacAuthorizationV1Api,
   loadAllYaml,
@@ -443,6 +444,15 @@ class ApiServerImpl implements ApiServer {
       await pollUntil(`CRD ${name} Established`, K8S_DEADLINE.crdEstablished, async () => {
         const crd = await api.readCustomResourceDefinition({ name });
         return (crd.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True');
+      });
+      // Established is not yet servable: right after it a list can still get 429 "storage is
+      // (re)initializing". Wait until the resource lists (in the default namespace).
+      const crd = await api.readCustomResourceDefinition({ name });
+      const custom = this.kc.makeApiClient(CustomObjectsApi);
+      const version = crd.spec.versions.find((v) => v.storage)?.name ?? crd.spec.versions[0]!.name;
+      await pollUntil(`CRD ${name} serves lists`, K8S_DEADLINE.crdEstablished, async () => {
+        await custom.listNamespacedCustomObject({ group: crd.spec.group, version, namespace: 'default', plural: crd.spec.names.plural });
+        return true;
       });
     }
   }
