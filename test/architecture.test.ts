@@ -128,7 +128,8 @@ function matches(pattern: string, path: string): boolean {
  */
 const FOLDER_RULES: Readonly<Record<string, { readonly value: readonly string[]; readonly typeOnly: readonly string[] }>> = {
   core: { value: [], typeOnly: [] },
-  routing: { value: [], typeOnly: [] },
+  // route-table.ts derives the path with core/request-target.ts (shared with the simulator).
+  routing: { value: ['core'], typeOnly: [] },
   metrics: { value: [], typeOnly: [] },
   admission: { value: ['core'], typeOnly: [] },
   config: { value: ['core'], typeOnly: [] },
@@ -191,6 +192,7 @@ const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {
 /** Decision files: no I/O libraries, no clock, no randomness, no global timers. */
 const PURE_FILES: readonly string[] = [
   'core/errors.ts',
+  'core/request-target.ts',
   'routing/route-table.ts',
   'routing/traffic-split.ts',
   'admission/limiter.ts', // timers only through the injected Clock

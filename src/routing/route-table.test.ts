@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildRouteTable, matchRoute, parseTarget, routingPath, unquote, upgradeRoutingPath, upstreamTarget } from './route-table.ts';
+import { buildRouteTable, matchRoute, routingPath, upgradeRoutingPath, upstreamTarget } from './route-table.ts';
+import { parseTarget, unquote } from '../core/request-target.ts';
 
 const table = buildRouteTable<string>([
   ['/llm', 'llm'],

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { HostPort } from '../config/types.ts';
 import type { AppRuntime, Replica, Waiter } from './app-runtime.ts';
 import { ProxyRouter } from './proxy-router.ts';
-import { parseTarget } from './request-target.ts';
+import { parseTarget } from '../core/request-target.ts';
 import { formatHostPort, SimServer } from './sim-server.ts';
 
 /** What a proxy needs from its cluster. */

@@ -10,10 +10,11 @@
 // "%ZZ" stays as it is and invalid UTF-8 ("%FF") becomes U+FFFD. A target
 // that http_parser_parse_url refuses is a 400 "Invalid HTTP request received."
 //
-// The gateway has the same rule in src/routing/route-table.ts; the simulator
-// keeps its own copy because it may not import the gateway's routing
-// (docs/architecture.md, "Import rules in force"). request-target.test.ts
-// checks that both agree.
+// One implementation for both sides: the gateway routes on it
+// (routing/route-table.ts) and the simulator derives a Serve proxy's scope
+// from it (sim/serve-proxy.ts). Checked against httptools.parse_url and
+// urllib.parse.unquote by differential fuzzing, and on real Serve by the
+// conformance suite. [pure]
 
 export interface RequestTarget {
   /** uvicorn's scope["path"]: decoded, no query, no fragment. */
@@ -23,7 +24,7 @@ export interface RequestTarget {
 }
 
 /** httptools.parse_url refuses longer targets (http_parser keeps uint16 offsets). */
-const MAX_TARGET = 0xffff;
+export const MAX_TARGET = 0xffff;
 
 /** uvicorn's scope path and query_string for a request target; null where uvicorn answers 400. */
 export function parseTarget(url: string): RequestTarget | null {
@@ -118,13 +119,13 @@ function urlChar(s: number, c: number): number {
   }
 }
 
-interface RawTarget {
+export interface RawTarget {
   readonly rawPath: string;
   readonly rawQuery: string;
 }
 
 /** httptools.parse_url + uvicorn's check that there is a path; null = 400. */
-function parseRawTarget(url: string): RawTarget | null {
+export function parseRawTarget(url: string): RawTarget | null {
   const n = url.length;
   if (n === 0 || n > MAX_TARGET) return null;
   let s = START;
