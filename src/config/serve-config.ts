@@ -1,6 +1,6 @@
 // serveConfigV2 (Ray Serve multi-application config) → ServeApp[].
 // Only what the gateway needs is read; unknown keys are ignored because every
-// Ray release adds some. Rules and defaults follow shared/reference/serve.md §1.2, §5.
+// Ray release adds some. Rules and defaults follow Ray Serve's schema (ray/serve/schema.py) and deployment defaults.
 import { parse as parseYaml } from 'yaml';
 import type { ConfigIssue, ServeApp } from './types.ts';
 

@@ -1,4 +1,4 @@
-// Serve's route rule (shared/reference/serve.md §1.1; LongestPrefixRouter.match_route
+// Serve's route rule (LongestPrefixRouter.match_route
 // in ray/serve/_private/proxy_router.py): the longest route_prefix that matches
 // at a segment boundary wins, "/" catches every path that starts with "/",
 // matching is case-sensitive on the path uvicorn decoded (routingPath below).

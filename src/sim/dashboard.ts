@@ -1,6 +1,6 @@
 // The Ray dashboard's Serve REST API of one simulated cluster:
 // GET /api/serve/applications/ → ServeInstanceDetails (serve.md §4.2), shaped
-// like shared/reference/data/examples/serve-get-applications.response.json.
+// like src/config/fixtures/serve-get-applications.response.json (a real Ray answer).
 // Deployments come from the cluster's serve_config; the ingress deployment's
 // replicas are the live ones (they follow scale and drain).
 import { createHash } from 'node:crypto';

@@ -1,7 +1,8 @@
 // Plays KubeRay (the RayService controller) and the kubelet against a real
 // kube-apiserver (test/k8s/apiserver.ts), following the blue/green (NewCluster)
-// switchover of shared/reference/kuberay.md §2.4 and the sequence measured with
-// the genuine operator (kuberay-e2e.md):
+// switchover as KubeRay's RayService controller performs it (rayservice_controller.go:
+// reconcileServicesToReadyCluster, reconcilePromotionAndServingStatus) and the
+// sequence measured with the genuine operator:
 //
 //   spec change → status.pendingServiceStatus.rayClusterName = <rs>-xxxxx,
 //                 UpgradeInProgress=True, activeServiceStatus.applicationStatuses removed

@@ -1,6 +1,5 @@
 // Issue 8, must show: KubeRay's blue/green upgrade (NewCluster), played step by
-// step against a real kube-apiserver (kuberay-player.ts, shared/reference/
-// kuberay.md §2.4), with the gateway in this process as a least-privilege
+// step against a real kube-apiserver (kuberay-player.ts, KubeRay's own order), with the gateway in this process as a least-privilege
 // ServiceAccount, under closed-loop load (JSON requests and SSE streams,
 // every outcome counted by x-serve-cluster).
 //
