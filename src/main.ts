@@ -22,7 +22,7 @@ import { TrafficController } from './control/traffic-controller.ts';
 import { FileStateStore } from './control/state-store.ts';
 import type { UpstreamCluster } from './upstream/cluster.ts';
 import { KubernetesSource } from './kubernetes/source.ts';
-import { clusterConfigs, EMPTY_VIEW, rayServiceOf, resolveRoleWeights, type KubeView } from './kubernetes/view.ts';
+import { clusterConfigs, clusterForRole, EMPTY_VIEW, rayServiceOf, resolveRoleWeights, type KubeView } from './kubernetes/view.ts';
 import { decideUpgrades, rolloutFitsDeletionDelay, type UpgradeAction } from './kubernetes/upgrade-policy.ts';
 import type { AuditEvent } from './control/traffic-state.ts';
 
@@ -206,9 +206,7 @@ export class Gateway {
   resolveCluster(app: string, nameOrRole: string): string | null {
     const view = this.kubernetes?.view;
     if (view === undefined || (nameOrRole !== 'active' && nameOrRole !== 'pending' && nameOrRole !== 'previous')) return nameOrRole;
-    const rs = rayServiceOf(view, app) ?? (view.rayservices.length === 1 ? view.rayservices[0]! : null);
-    if (rs === null) return null;
-    return nameOrRole === 'active' ? rs.active : nameOrRole === 'pending' ? rs.pending : rs.previous;
+    return clusterForRole(view, app, nameOrRole);
   }
 
   /** The running config for a view: the file's config with the view's clusters, weights by role resolved. */
