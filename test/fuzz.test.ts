@@ -45,6 +45,7 @@ import { buildRouteTable, matchRoute, routingPath, type RouteTable } from '../sr
 import type { AccessLog } from '../src/proxy/access-log.ts';
 import { RawUpstream, startRawUpstream, type UpstreamRecord } from './helpers/raw-upstream.ts';
 import { loopbackAliasWorks, rawExchange, responseHeader, showBytes, type ClientStep, type ExchangeResult } from './helpers/raw-client.ts';
+import { seededRandom } from './helpers/seeded-random.ts';
 
 const SEED = parseSeed(process.env['FUZZ_SEED']) ?? 0x5eed7;
 const CASES_PER_GROUP = Number(process.env['FUZZ_CASES'] ?? 150);
@@ -875,7 +876,7 @@ function formatReport(r: CaseReport): string {
 }
 
 async function runGroup(t: { diagnostic(m: string): void; name: string }, make: (rng: Rng, n: number) => Case[]): Promise<void> {
-  const rng = mulberry32((SEED ^ hashString(t.name)) >>> 0);
+  const rng = seededRandom((SEED ^ hashString(t.name)) >>> 0);
   const cases = make(rng, CASES_PER_GROUP);
   fx.groupLeaks = 0;
   const start = performance.now();
@@ -929,16 +930,6 @@ test('fuzz: after all cases the gateway still closes', { timeout: 60_000 }, asyn
 
 type Rng = () => number;
 
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function hashString(s: string): number {
   let h = 2166136261;

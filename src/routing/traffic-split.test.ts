@@ -7,21 +7,10 @@ import {
   stickyKeyFromCookieHeader,
   stickyPoint,
 } from './traffic-split.ts';
-
-/** Deterministic PRNG for tests (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../test/helpers/seeded-random.ts';
 
 function randomKeys(n: number, seed: number): string[] {
-  const r = seeded(seed);
+  const r = seededRandom(seed);
   const keys: string[] = [];
   for (let i = 0; i < n; i++) keys.push(`session-${Math.floor(r() * 1e12).toString(36)}-${i}`);
   return keys;
@@ -66,7 +55,7 @@ describe('pickCluster', () => {
     assert.equal(pickCluster({ clusters: [], weights: [] }, 10), -1);
   });
   it('non-sticky picks follow the weights', () => {
-    const r = seeded(7);
+    const r = seededRandom(7);
     const split = buildSplit(['blue', 'green'], { blue: 75, green: 25 });
     let green = 0;
     const n = 20_000;
