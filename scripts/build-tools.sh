@@ -5,6 +5,9 @@
 # files, this script and the Go version. A hit costs nothing; a miss builds
 # (a cold build of kube-apiserver takes minutes: docs/kubernetes-testing.md).
 # .tools/bin/<name> is a symlink to the binary of the current hash.
+# A module with its own .go files builds its main package (.); one without
+# builds the package its go.mod names in a `tool` directive, unchanged
+# (tools/kuberay-operator: KubeRay's own operator main).
 #
 #   scripts/build-tools.sh [NAME...]     build NAME (default: every tools/*/go.mod)
 #   scripts/build-tools.sh --path NAME   print the cached binary's path; exit 1 on a miss
@@ -51,8 +54,17 @@ k8s_ldflags() {
   printf '%s' "$out"
 }
 
+# The package to build: the module's own main, or the one `tool` names.
+main_package() {
+  if compgen -G "tools/$1/*.go" >/dev/null; then
+    echo .
+  else
+    awk '$1 == "tool" && NF == 2 { print $2; exit }' "tools/$1/go.mod"
+  fi
+}
+
 build_one() {
-  local name=$1 hash out tmp t0 secs ldflags
+  local name=$1 hash out tmp t0 secs ldflags pkg
   [ -f "tools/$name/go.mod" ] || { echo "build-tools: no Go module in tools/$name" >&2; return 1; }
   hash=$(tool_hash "$name")
   out="$bin_dir/$name-$hash"
@@ -67,7 +79,8 @@ build_one() {
     tmp="$out.tmp.$$"
     t0=$(date +%s)
     ldflags="-s -w$(k8s_ldflags "$name")"
-    (cd "tools/$name" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp" .) ||
+    pkg=$(main_package "$name")
+    (cd "tools/$name" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp" "$pkg") ||
       { rm -f "$tmp"; return 1; }
     mv -f "$tmp" "$out"
     secs=$(( $(date +%s) - t0 ))
