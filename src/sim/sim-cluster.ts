@@ -1,7 +1,7 @@
 // One simulated Ray cluster: its apps (one shared replica set each), its
 // Serve proxies, its dashboard, and the fault switches the control API and
 // tests use.
-import type { ServeAppStatus } from '../config/types.ts';
+import type { HostPort, ServeAppStatus } from '../config/types.ts';
 import { AppRuntime, NO_FAULTS } from './app-runtime.ts';
 import type { AppFaults } from './app-runtime.ts';
 import { SimDashboard } from './dashboard.ts';
@@ -69,6 +69,7 @@ export class SimCluster implements ProxyHost, DashboardSource {
   readonly name: string;
   readonly config: SimClusterConfig;
   readonly runtimes = new Map<string, AppRuntime>();
+  /** Index 0 plays the head node's proxy. */
   readonly proxies: SimProxy[];
   readonly dashboard: SimDashboard | null;
   readonly serveDoc: unknown;
@@ -118,6 +119,25 @@ export class SimCluster implements ProxyHost, DashboardSource {
   anyRunningReplicas(): boolean {
     for (const { rt } of this.#routes) if (rt.runningReplicas > 0) return true;
     return false;
+  }
+
+  /**
+   * A node joined after the cluster started (a KubeRay worker pod that got its
+   * address): Serve starts a proxy on it. Starts listening when `start` is true.
+   */
+  async addProxy(address: HostPort, start: boolean): Promise<SimProxy> {
+    const p = new SimProxy(this, this.proxies.length === 0 ? 0 : Math.max(...this.proxies.map((x) => x.index)) + 1, address);
+    this.proxies.push(p);
+    if (start) await p.start();
+    return p;
+  }
+
+  /** A node left (its pod was deleted): its proxy stops and is forgotten. */
+  async removeProxy(host: string): Promise<void> {
+    const i = this.proxies.findIndex((p) => p.address.host === host);
+    if (i < 0) return;
+    const [p] = this.proxies.splice(i, 1);
+    await p!.stop();
   }
 
   async start(): Promise<void> {
