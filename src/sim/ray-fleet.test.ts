@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RayFleet } from './ray-fleet.ts';
+import { RayFleet, defaultOutcome } from './ray-fleet.ts';
 import type { DeployOutcome } from './ray-fleet.ts';
 
 // Nodes on loopback aliases (all of 127/8 reaches lo on Linux), any free port.
@@ -86,16 +86,17 @@ describe('RayFleet: the Ray that KubeRay talks to', () => {
     assert.equal(health.status, 200);
   });
 
-  test('the same config again is a no-op; a held app stays DEPLOYING and its workers are not ready', async () => {
+  test('the same config again is a no-op; an app asking for GPUs stays DEPLOYING and its workers are not ready', async () => {
     const again = await put('rs-a', JSON.stringify(CONFIG));
     assert.equal(again.status, 200);
     assert.ok(fleet.events.some((e) => e.cluster === 'rs-a' && e.what === 'put-unchanged'));
     assert.equal((await apps('rs-a'))['llm']?.status, 'RUNNING');
 
-    outcome = () => 'deploying';
+    outcome = (app) => defaultOutcome('rs-b', app);
     await fleet.addNode('rs-b', '127.0.40.3', true);
     await fleet.addNode('rs-b', '127.0.40.4', false);
-    assert.equal((await put('rs-b', JSON.stringify({ applications: [CONFIG.applications[0]] }))).status, 200);
+    const gpuApp = { ...CONFIG.applications[0], deployments: [{ name: 'LLM', num_replicas: 1, ray_actor_options: { num_gpus: 1 } }] };
+    assert.equal((await put('rs-b', JSON.stringify({ applications: [gpuApp] }))).status, 200);
     await until('the outcome was applied', () => (fleet.events.some((e) => e.cluster === 'rs-b' && e.what === 'app-status') ? true : undefined));
     assert.equal((await apps('rs-b'))['llm']?.status, 'DEPLOYING');
     const worker = fleet.cluster('rs-b')!.proxies[1]!;

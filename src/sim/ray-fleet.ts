@@ -41,8 +41,14 @@ export interface RayFleetOptions {
   readonly dashboardPort?: number;
   /** From a PUT to each app's outcome (Serve starting replicas). Default 1000 ms. */
   readonly deployMs?: number;
-  /** The outcome of one app of a deployed config (the app's entry of the PUT body). Default: running. */
+  /**
+   * The outcome of one app of a deployed config (the app's entry of the PUT
+   * body). Default: DEPLOYING for good when a deployment asks for GPUs (the
+   * simulated nodes have none, so Serve cannot place its replicas), else running.
+   */
   readonly outcome?: (cluster: string, app: Readonly<Record<string, unknown>>) => DeployOutcome;
+  /** Called with the cluster right after a PUT created its Serve instance (e.g. to set faults). */
+  readonly onDeploy?: (cluster: FleetCluster) => void;
   /** Behaviour of the simulated apps, per app name ("*" = the others). */
   readonly behaviour?: ReadonlyMap<string, AppBehaviour>;
   /** Largest PUT body accepted. Default 8 MiB. */
@@ -55,6 +61,13 @@ export interface FleetEvent {
   readonly cluster: string;
   readonly what: 'node-added' | 'node-removed' | 'put' | 'put-unchanged' | 'put-refused' | 'app-status';
   readonly detail: string;
+}
+
+/** RayFleetOptions.outcome's default: apps asking for GPUs never get their replicas. */
+export function defaultOutcome(_cluster: string, app: Readonly<Record<string, unknown>>): DeployOutcome {
+  const deps = Array.isArray(app['deployments']) ? app['deployments'].filter(isObject) : [];
+  const gpus = deps.some((d) => isObject(d['ray_actor_options']) && Number(d['ray_actor_options']['num_gpus'] ?? 0) > 0);
+  return gpus ? 'deploying' : 'running';
 }
 
 const EMPTY_RUNTIMES: ReadonlyMap<string, AppRuntime> = new Map();
@@ -151,6 +164,7 @@ export class FleetCluster implements DashboardSource {
     this.serve = serve;
     this.deployedConfig = canonical;
     this.#deployedAtS = Date.now() / 1000;
+    fleet.onDeploy(this);
     await serve.start();
     fleet.record(this.name, 'put', `${parsed.apps.map((a) => a.name).join(',')} on ${serve.proxies.length} nodes`);
     const rawApps = isObject(doc) && Array.isArray(doc['applications']) ? doc['applications'].filter(isObject) : [];
@@ -275,6 +289,7 @@ export class RayFleet {
   readonly clusters = new Map<string, FleetCluster>();
   readonly events: FleetEvent[] = [];
   #outcome: (cluster: string, app: Readonly<Record<string, unknown>>) => DeployOutcome;
+  #onDeploy: (cluster: FleetCluster) => void;
   /** Node address → cluster name. */
   readonly #nodes = new Map<string, string>();
   #closed = false;
@@ -285,7 +300,17 @@ export class RayFleet {
     this.deployMs = o.deployMs ?? 1000;
     this.behaviour = o.behaviour ?? new Map([['*', DEFAULT_BEHAVIOUR]]);
     this.maxBodyBytes = o.maxBodyBytes ?? 8 * 1024 * 1024;
-    this.#outcome = o.outcome ?? (() => 'running');
+    this.#outcome = o.outcome ?? defaultOutcome;
+    this.#onDeploy = o.onDeploy ?? (() => {});
+  }
+
+  /** Replaces the hook called after each deploy. */
+  setOnDeploy(fn: (cluster: FleetCluster) => void): void {
+    this.#onDeploy = fn;
+  }
+
+  onDeploy(cluster: FleetCluster): void {
+    this.#onDeploy(cluster);
   }
 
   /** Replaces the outcome rule (applies to deploys whose `deployMs` has not passed yet, too). */
