@@ -24,7 +24,7 @@ import type { UpstreamCluster } from './upstream/cluster.ts';
 import { KubernetesSource } from './kubernetes/source.ts';
 import { clusterConfigs, clusterForRole, EMPTY_VIEW, rayServiceOf, resolveRoleWeights, type KubeView } from './kubernetes/view.ts';
 import { decideUpgrades, rolloutFitsDeletionDelay, type UpgradeAction } from './kubernetes/upgrade-policy.ts';
-import type { AuditEvent } from './control/traffic-state.ts';
+import { ignoredConfigWeights, type AuditEvent } from './control/traffic-state.ts';
 
 export interface GatewayOptions {
   readonly config: GatewayConfig;
@@ -48,7 +48,11 @@ export interface GatewayOptions {
 export interface ReloadStatus {
   ok: boolean;
   atMs: number;
+  /** What asked for it: "file change", "SIGHUP", "admin API". */
+  reason: string;
   error: string | null;
+  /** A reload that worked but left something the operator asked for undone (config weights the traffic state overrides). */
+  warnings: string[];
 }
 
 export class Gateway {
@@ -78,6 +82,7 @@ export class Gateway {
   #upgradeRetry: TimerHandle | null = null;
   #stopWatch: (() => void) | null = null;
   #sweeper: TimerHandle | null = null;
+  #seriesTimer: TimerHandle | null = null;
   readonly #onHup = () => void this.reload('SIGHUP');
 
   constructor(opts: GatewayOptions) {
@@ -145,6 +150,7 @@ export class Gateway {
       process.on('SIGHUP', this.#onHup);
     }
     this.#scheduleSweep();
+    this.#scheduleSeries();
     this.log.info({ url: this.url, admin: this.adminUrl, apps: [...(this.reconciler.current?.apps.keys() ?? [])] }, 'serve-gateway started');
   }
 
@@ -152,7 +158,7 @@ export class Gateway {
   async reload(reason: string): Promise<ReloadStatus> {
     const path = this.#opts.configPath;
     if (path === undefined) {
-      return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error: 'gateway was started without a config file' });
+      return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), reason, error: 'gateway was started without a config file', warnings: [] });
     }
     const result = await loadConfigFile(path);
     // Listeners, state_dir and the admin token are set up at start: a change to them is refused too.
@@ -161,8 +167,11 @@ export class Gateway {
       const error = formatIssues(issues);
       this.metrics.configReloads.labels('failure').inc();
       this.log.error({ reason, issues }, 'config reload refused; keeping the running config');
-      return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), error });
+      return (this.lastReload = { ok: false, atMs: this.clock.wallNow(), reason, error, warnings: [] });
     }
+    // Weights edited in the file do not move an app whose weights the traffic state holds: say so.
+    const warnings = ignoredConfigWeights(configWeights(this.#fileConfig), configWeights(result.config), this.traffic.state);
+    for (const w of warnings) this.log.warn({ reason }, w);
     this.#fileConfig = result.config;
     this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
     applyServerLimits(this.server, result.config);
@@ -170,7 +179,7 @@ export class Gateway {
     this.#syncPollersAndProbers();
     this.metrics.configReloads.labels('success').inc();
     this.log.info({ reason }, 'config reloaded');
-    return (this.lastReload = { ok: true, atMs: this.clock.wallNow(), error: null });
+    return (this.lastReload = { ok: true, atMs: this.clock.wallNow(), reason, error: null, warnings });
   }
 
   /** SIGTERM: fail readiness now, stop accepting after drain_delay, give in-flight work grace_period. */
@@ -305,6 +314,7 @@ export class Gateway {
     process.off('SIGHUP', this.#onHup);
     this.#stopWatch?.();
     if (this.#sweeper !== null) this.clock.clearTimeout(this.#sweeper);
+    if (this.#seriesTimer !== null) this.clock.clearTimeout(this.#seriesTimer);
     for (const p of this.pollers.values()) p.stop();
     for (const p of this.probers.values()) p.stop();
     this.traffic.stop();
@@ -391,6 +401,18 @@ export class Gateway {
     this.#sweeper.unref?.();
   }
 
+  /** Every series bucket: close it as one point of each cluster's 15-minute ring (dashboard charts). */
+  #scheduleSeries(): void {
+    const series = this.reconciler.series;
+    this.#seriesTimer = this.clock.setTimeout(() => {
+      series.retain(new Set(this.config.clusters.map((c) => c.name)));
+      for (const c of this.config.clusters) series.of(c.name);
+      series.close(this.clock.wallNow());
+      this.#scheduleSeries();
+    }, series.bucketMs);
+    this.#seriesTimer.unref?.();
+  }
+
   #gaugeSources(): GaugeSources {
     const self = this;
     const targets = function* () {
@@ -474,6 +496,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw err;
   }
   return gw;
+}
+
+/** App name ("*" = defaults) → the weights the config file sets for it. */
+function configWeights(cfg: GatewayConfig): Map<string, Readonly<Record<string, number>> | null> {
+  const m = new Map<string, Readonly<Record<string, number>> | null>([['*', cfg.defaults.weights]]);
+  for (const [app, p] of cfg.applications) m.set(app, p.weights);
+  return m;
 }
 
 function serveConfigFiles(cfg: GatewayConfig): string[] {

@@ -73,7 +73,11 @@ test('traffic CLI against a gateway', async (t) => {
       assert.equal(ro.policy.minRequests, 5);
       assert.equal(ro.policy.maxErrorRate, 0.1);
       r = await cli(['status', ...A]);
-      assert.ok(r.out.split('\n').some((l) => /^llm\s+blue\s+green\s+progressing\s+10%\s+1\/3/.test(l)), r.out);
+      assert.ok(r.out.split('\n').some((l) => /^llm\s+blue\s+green\s+progressing\s+10%\s+\[10\],50,100 \(1\/3\)\s+\S+ m?s\s+50% in 60 min$/.test(l)), r.out);
+      // The gate's live values against their thresholds, and why the rollout holds.
+      assert.match(r.out, /^ {2}llm gate: requests 0\/5, error rate 0 \(max 0\.1\), p99 - \(max 5\.0 s\), ttfb p99 - \(max off\)$/m);
+      assert.match(r.out, /^ {2}llm: holding: 0 of 5 requests; next step to 50% in 60 min at the earliest, after 5 requests$/m);
+      assert.match(r.out, /^llm\s+Progressing\s+rollout to green at 10%$/m);
       r = await cli(['rollout', 'llm', '--to', 'green', ...A]);
       assert.equal(r.code, 1);
       assert.match(r.err, /ROLLOUT_IN_PROGRESS/);

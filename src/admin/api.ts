@@ -11,11 +11,20 @@
 // admin.allowed_hosts, or, when listening on all interfaces, any IP literal
 // (kubelet and Prometheus use the pod IP). Others get 421 HOST_NOT_ALLOWED.
 // /healthz and /readyz tell nothing worth stealing and are never refused.
+//
+// CSRF: the token travels only in the Authorization header (never a cookie or
+// a URL), which a page of another site cannot make a browser send: no CORS
+// header is ever served, so a cross-site fetch carrying it fails its preflight.
+// On top of that a mutating call whose Origin header (browsers send one on
+// every cross-origin POST/PUT) names another host than Host is refused with
+// 403 CROSS_ORIGIN, before the token is checked.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Gateway } from '../main.ts';
-import { buildStatus } from './status.ts';
+import { buildSeries, buildStatus, rolloutJson } from './status.ts';
+import type { AuditAction } from '../control/traffic-state.ts';
+import { isRolloutActive, type RolloutState } from '../control/rollout.ts';
 import { parseDuration } from '../config/schema.ts';
 
 export interface AdminOptions {
@@ -110,6 +119,8 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
           : err.code === undefined
             ? 'BAD_REQUEST'
             : (FASTIFY_CODES[err.code] ?? (err.code.startsWith('FST_') ? 'BAD_REQUEST' : err.code));
+    // A token holder's call refused before its handler (bad JSON, schema): audited like any refusal.
+    if (status < 500) auditApiRefusal(_req, status, code, err.message);
     void reply.code(status).send({ error: { code, message: err.message } });
   });
   app.setNotFoundHandler((req, reply) => {
@@ -118,6 +129,33 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
 
   const fail = (reply: FastifyReply, status: number, code: string, message: string) =>
     reply.code(status).send({ error: { code, message } });
+
+  /** The audit action of a mutating traffic route, or null (reload, reads). */
+  const auditActionOf = (req: FastifyRequest): AuditAction | null => {
+    const url = req.routeOptions.url ?? '';
+    if (url === '/api/v1/apps/:app/weights') return 'set_weights';
+    if (url === '/api/v1/apps/:app/rollout') return 'rollout_start';
+    const action = (req.params as { action?: string } | undefined)?.action;
+    if (url === '/api/v1/apps/:app/rollout/:action' && (action === 'pause' || action === 'resume' || action === 'promote' || action === 'rollback')) {
+      return `rollout_${action}`;
+    }
+    return null;
+  };
+  /** Audits a refusal the API itself decided, when the caller holds the token. */
+  const auditApiRefusal = (req: FastifyRequest, status: number, code: string, message: string) => {
+    const action = auditActionOf(req);
+    const app = (req.params as { app?: string } | undefined)?.app;
+    if (action === null || app === undefined || !tokenHolders.has(req)) return;
+    gw.traffic.auditRefusal(app, action, status, code, message, actor(req));
+  };
+  /** Refuses a token holder's call with a reason and audits it. */
+  const refuseAudited = (req: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string) => {
+    auditApiRefusal(req, status, code, message);
+    return fail(reply, status, code, message);
+  };
+  /** A rollout as the API shows it (snake_case, gate values), or null. */
+  const rolloutOut = (r: RolloutState | null) =>
+    r === null ? null : rolloutJson(r, gw.reconciler.stats.snapshotFor(r.app, r.pendingCluster), gw.clock.wallNow());
 
   // First hook of every request (before the token check and body parsing).
   app.addHook('onRequest', async (req, reply) => {
@@ -133,8 +171,15 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
     );
   });
 
+  /** Mutating calls that passed the token check: their refusals are audited (authenticated callers only). */
+  const tokenHolders = new WeakSet<FastifyRequest>();
+
   /** Bearer check; returns false after replying when the caller may not proceed. */
   const authorized = (req: FastifyRequest, reply: FastifyReply, mutating: boolean): boolean => {
+    if (mutating && !sameOrigin(req.headers.origin, req.headers.host)) {
+      void fail(reply, 403, 'CROSS_ORIGIN', `Origin ${JSON.stringify(String(req.headers.origin).slice(0, 100))} is not this admin server; mutating calls come from its own dashboard or a non-browser client`);
+      return false;
+    }
     if (!mutating && isLoopback(req.socket.remoteAddress)) return true;
     if (tokenDigest === null) {
       void fail(reply, 403, 'TOKEN_NOT_CONFIGURED', `set the admin token in $${gw.config.admin.tokenEnv} to allow this call`);
@@ -150,6 +195,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       void fail(reply, 403, 'FORBIDDEN', 'wrong admin token');
       return false;
     }
+    if (mutating) tokenHolders.add(req);
     return true;
   };
   /**
@@ -184,6 +230,10 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
     if (!authorized(req, reply, false)) return reply;
     return buildStatus(gw);
   });
+  app.get('/api/v1/series', async (req, reply) => {
+    if (!authorized(req, reply, false)) return reply;
+    return buildSeries(gw);
+  });
   app.get<{ Querystring: { limit?: string } }>('/api/v1/events', async (req, reply) => {
     if (!authorized(req, reply, false)) return reply;
     const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
@@ -199,7 +249,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       const weights: Record<string, number> = {};
       for (const [k, w] of Object.entries(req.body.weights)) {
         const name = gw.resolveCluster(req.params.app, k);
-        if (name === null) return fail(reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${k}" for app "${req.params.app}" now`);
+        if (name === null) return refuseAudited(req, reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${k}" for app "${req.params.app}" now`);
         weights[name] = (weights[name] ?? 0) + w;
       }
       const r = gw.traffic.setWeights(req.params.app, weights, {
@@ -208,7 +258,8 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
         ...(req.body.reason !== undefined ? { reason: req.body.reason } : {}),
       });
       if (!r.ok) return fail(reply, r.status, r.code, r.message);
-      return { app: req.params.app, weights: r.weights, rollout: r.rollout };
+      // Only a rollout that still runs is news here; a finished one is history (GET status, events).
+      return { app: req.params.app, weights: r.weights, rollout: isRolloutActive(r.rollout) ? rolloutOut(r.rollout) : null };
     },
   );
 
@@ -227,9 +278,9 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       const interval = dur('interval');
       const p99 = dur('max_p99_latency');
       const ttfb = dur('max_ttfb_p99');
-      for (const d of [interval, p99, ttfb]) if (d instanceof Error) return fail(reply, 400, 'INVALID_BODY', d.message);
+      for (const d of [interval, p99, ttfb]) if (d instanceof Error) return refuseAudited(req, reply, 400, 'INVALID_BODY', d.message);
       const to = gw.resolveCluster(req.params.app, b.to);
-      if (to === null) return fail(reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${b.to}" for app "${req.params.app}" now`);
+      if (to === null) return refuseAudited(req, reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${b.to}" for app "${req.params.app}" now`);
       const r = gw.traffic.startRollout(
         req.params.app,
         {
@@ -246,7 +297,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
         actor(req),
       );
       if (!r.ok) return fail(reply, r.status, r.code, r.message);
-      return reply.code(201).send({ app: req.params.app, weights: r.weights, rollout: r.rollout });
+      return reply.code(201).send({ app: req.params.app, weights: r.weights, rollout: rolloutOut(r.rollout) });
     },
   );
 
@@ -267,7 +318,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       }
       const r = gw.traffic.controlRollout(req.params.app, action, actor(req), { force: req.body?.force === true });
       if (!r.ok) return fail(reply, r.status, r.code, r.message);
-      return { app: req.params.app, weights: r.weights, rollout: r.rollout };
+      return { app: req.params.app, weights: r.weights, rollout: rolloutOut(r.rollout) };
     },
   );
 
@@ -317,6 +368,21 @@ export function hostAllowed(hostHeader: string, listenHost: string, allowed: rea
 function isIPv4(s: string): boolean {
   const parts = s.split('.');
   return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+}
+
+/**
+ * True when a request's Origin (absent from non-browser clients and same-origin
+ * GETs) names the server the Host header names: scheme and host:port must match
+ * what the browser used to reach this admin port.
+ */
+export function sameOrigin(origin: string | undefined, host: string | undefined): boolean {
+  if (origin === undefined) return true;
+  if (host === undefined || origin === 'null') return false;
+  try {
+    return new URL(origin).host === new URL(`http://${host}`).host;
+  } catch {
+    return false;
+  }
 }
 
 function isLoopback(addr: string | undefined): boolean {

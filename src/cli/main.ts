@@ -1,10 +1,7 @@
 // serve-gateway command line (SPEC §3). Each subcommand lives in its own
-// module; this file only dispatches and prints help.
-import { runStartCommand } from './start-command.ts';
-import { runTrafficCommand } from './traffic-command.ts';
-import { runValidateCommand } from '../config/validate-command.ts';
-import { runSimCommand } from '../sim/sim-command.ts';
-import { liveCheck, renderLiveReport } from '../kubernetes/live-check.ts';
+// module, imported only when that command runs: `--version` and `traffic`
+// must not load the gateway (fastify, pino, the Kubernetes client) to print
+// a line or a table. This file only dispatches and prints help.
 
 export const HELP = `serve-gateway — an edge gateway for Ray Serve on Kubernetes
 
@@ -14,12 +11,15 @@ Usage:
                                              check a config; print routes and capacities
                                              (--live: kubernetes mode, read the RayServices too)
   serve-gateway sim      [--config FILE]     run simulated Ray Serve clusters (default config/sim.yaml)
-  serve-gateway traffic status               split, rollout state and capacity of every app
+  serve-gateway traffic status [--watch]     split, health, rollouts (gate values, why a
+                                             rollout holds) and capacity of every app
   serve-gateway traffic set APP CLUSTER=WEIGHT... [--force]
                                              set weights at once (atomic when one cluster gets 100)
   serve-gateway traffic rollout APP --to CLUSTER [--steps 5,25,50,100] [--interval 30s] [--force]
                                              start a progressive shift
   serve-gateway traffic pause|resume|promote|rollback APP
+  serve-gateway traffic move FROM TO [--rollout]
+                                             every app's weight from cluster FROM to TO
   serve-gateway traffic events [--limit N]   the audit log, newest first
 
 traffic options: --admin URL (default http://127.0.0.1:9901), --json; the token comes from
@@ -31,16 +31,17 @@ export async function main(argv: string[]): Promise<number> {
   const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
   switch (cmd) {
     case 'start':
-      return runStartCommand(rest);
+      return (await import('./start-command.ts')).runStartCommand(rest);
     case 'validate':
-      return runValidateCommand(rest, out, async (config) => {
+      return (await import('../config/validate-command.ts')).runValidateCommand(rest, out, async (config) => {
+        const { liveCheck, renderLiveReport } = await import('../kubernetes/live-check.ts');
         const r = await liveCheck(config);
         return { ok: r.ok, text: renderLiveReport(r), json: r };
       });
     case 'sim':
-      return runSimCommand(rest);
+      return (await import('../sim/sim-command.ts')).runSimCommand(rest);
     case 'traffic':
-      return runTrafficCommand(rest, out);
+      return (await import('./traffic-command.ts')).runTrafficCommand(rest, out);
     case undefined:
     case '-h':
     case '--help':

@@ -13,10 +13,14 @@ import type { Weights } from '../routing/traffic-split.ts';
 import { UpstreamCluster } from '../upstream/cluster.ts';
 import { buildSnapshot, SnapshotStore, type ClusterApps, type Snapshot, type SnapshotBindings } from './snapshot.ts';
 import { StepStatsRegistry } from './step-stats.ts';
+import { TrafficSeries } from './traffic-series.ts';
 
 export class Reconciler {
   readonly store = new SnapshotStore();
-  readonly stats = new StepStatsRegistry();
+  /** Per cluster, what it served over the last 15 minutes (the dashboard's charts). */
+  readonly series = new TrafficSeries();
+  // Looked up per outcome, so a cluster's ring dropped by series.retain() and made again is the one fed.
+  readonly stats = new StepStatsRegistry((cluster) => ({ record: (o) => this.series.of(cluster).record(o) }));
   config: GatewayConfig;
   readonly clusters = new Map<string, UpstreamCluster>();
   readonly limiters = new Map<string, Limiter>();

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RolloutPolicy } from '../config/types.ts';
 import {
+  describeRollout,
   gateFailures,
   isRolloutActive,
   pauseRollout,
@@ -332,4 +333,26 @@ describe('gateFailures', () => {
   it('ignores null percentiles (no samples)', () => {
     assert.deepEqual(gateFailures(POLICY, { ...GOOD, p99LatencyMs: null }), []);
   });
+});
+
+describe('describeRollout (why a rollout is where it is)', () => {
+  const r = () => started(); // green at 5%, step 1 of 4, interval 30 s, min_requests 50
+  const cases: Array<[string, () => RolloutState, StatsSnapshot, number, Partial<{ holding: string | null; left: number | null; next: number | null; summary: RegExp; failing: number }>]> = [
+    ['no traffic at all: holding, never silent', r, obs({ requests: 0 }), T0 + 10 * S, { holding: 'holding: 0 of 50 requests', left: 20 * S, next: 25, summary: /^holding: 0 of 50 requests; next step to 25% in 20 s at the earliest/ }],
+    ['interval over, too few requests', r, obs({ requests: 12 }), T0 + 40 * S, { holding: 'holding: 12 of 50 requests', left: 0, summary: /interval is over; the next step to 25% comes once 50 requests/ }],
+    ['enough requests, interval running', r, obs({ requests: 80 }), T0 + 5 * S, { holding: null, left: 25 * S, summary: /^gates passing so far \(80 requests.*next step to 25% in 25 s$/ }],
+    ['gate failing', r, obs({ requests: 100, errors: 10 }), T0 + 5 * S, { failing: 1, summary: /^gate failing \(error rate 0\.1 > 0\.02/ }],
+    ['paused: the reason', () => ok(pauseRollout(r(), T0 + S)).state, obs(), T0 + 2 * S, { holding: null, left: null, summary: /paused by operator at green 5%/ }],
+    ['succeeded', () => ok(promoteRollout(r(), T0 + S)).state, obs(), T0 + 2 * S, { next: null, summary: /promoted by operator/ }],
+  ];
+  for (const [name, state, o, now, want] of cases) {
+    it(name, () => {
+      const d = describeRollout(state(), o, now);
+      if ('holding' in want) assert.equal(d.holding, want.holding);
+      if ('left' in want) assert.equal(d.intervalLeftMs, want.left);
+      if ('next' in want) assert.equal(d.nextStepPercent, want.next);
+      if (want.summary) assert.match(d.summary, want.summary);
+      if (want.failing !== undefined) assert.equal(d.failing.length, want.failing);
+    });
+  }
 });

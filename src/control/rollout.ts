@@ -378,6 +378,57 @@ export function gateFailures(policy: RolloutPolicy, obs: StatsSnapshot): string[
   return out;
 }
 
+/** Where a rollout stands and why, for status readers (dashboard, CLI). */
+export interface RolloutProgress {
+  /** Time spent in the current step (0 when not progressing). */
+  readonly timeInStepMs: number;
+  /** Until the interval ends (0 once it has; null when not progressing). */
+  readonly intervalLeftMs: number | null;
+  /** The step after the current one (percent), or null at the end. */
+  readonly nextStepPercent: number | null;
+  /** "holding: 12 of 50 requests" while the window has fewer than min_requests, else null. */
+  readonly holding: string | null;
+  /** Gates the window fails now (measured value vs threshold); empty when passing or not judged yet. */
+  readonly failing: readonly string[];
+  /** One sentence: what the rollout waits for, or why it stopped. */
+  readonly summary: string;
+}
+
+/**
+ * Why a rollout is where it is: the same rules as stepRollout, read-only.
+ * A progressing rollout with no traffic holds at "0 of N requests" (it never
+ * fails for lack of traffic and never advances without evidence).
+ */
+export function describeRollout(state: RolloutState, obs: StatsSnapshot, now: number): RolloutProgress {
+  const p = state.policy;
+  const next = p.steps[state.stepIndex + 1] ?? null;
+  if (state.phase !== 'progressing') {
+    const summary =
+      state.reason ??
+      (state.phase === 'succeeded' ? `completed: ${state.pendingCluster} at 100%` : `${state.phase} at ${state.pendingCluster} ${state.trafficRoutedPercent}%`);
+    return { timeInStepMs: 0, intervalLeftMs: null, nextStepPercent: state.phase === 'succeeded' ? null : next, holding: null, failing: [], summary };
+  }
+  const inStep = Math.max(0, now - state.stepStartedAtMs);
+  const left = Math.max(0, p.intervalMs - inStep);
+  const short = obs.requests < p.minRequests;
+  const holding = short ? `holding: ${obs.requests} of ${p.minRequests} requests` : null;
+  const failing = short ? [] : gateFailures(p, obs);
+  const to = next === null ? '' : ` to ${next}%`;
+  let summary: string;
+  if (failing.length > 0) summary = `gate failing (${failing.join('; ')}): acting on it at the next driver tick`;
+  else if (short && left === 0) summary = `${holding}: the interval is over; the next step${to} comes once ${p.minRequests} requests have been measured on ${state.pendingCluster}`;
+  else if (short) summary = `${holding}; next step${to} in ${formatSeconds(left)} at the earliest, after ${p.minRequests} requests`;
+  else if (left === 0) summary = `gates passing (${describeObservation(obs)}); next step${to} at the next driver tick`;
+  else summary = `gates passing so far (${describeObservation(obs)}); next step${to} in ${formatSeconds(left)}`;
+  return { timeInStepMs: inStep, intervalLeftMs: left, nextStepPercent: next, holding, failing, summary };
+}
+
+function formatSeconds(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `${s} s`;
+  return s % 60 === 0 ? `${s / 60} min` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
 // ---- helpers ---------------------------------------------------------------
 
 function failStep(state: RolloutState, failures: string[], obs: StatsSnapshot, now: number): RolloutTransition {

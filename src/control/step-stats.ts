@@ -26,6 +26,11 @@ export interface StepOutcome {
   readonly shed: boolean;
 }
 
+/** Anything else that wants every outcome (traffic-series.ts). */
+export interface OutcomeSink {
+  record(outcome: StepOutcome): void;
+}
+
 export interface StatsSnapshot {
   /** Requests that reached (or tried to reach) the cluster; shed ones excluded. */
   readonly requests: number;
@@ -64,8 +69,8 @@ function upperBoundOf(bucket: number): number {
   return bucket >= BUCKET_COUNT - 1 ? Infinity : 2 ** (bucket / BUCKETS_PER_DOUBLING);
 }
 
-/** A fixed-size latency histogram. */
-class LogHistogram {
+/** A fixed-size latency histogram (also used by traffic-series.ts). */
+export class LogHistogram {
   readonly #counts = new Uint32Array(BUCKET_COUNT);
   #count = 0;
   #max = 0;
@@ -97,13 +102,20 @@ class LogHistogram {
 
 /** The observation window for one (app, cluster). */
 export class StepStats {
+  /** Also fed every outcome: the cluster's time series for the dashboard (or null). */
+  readonly #also: OutcomeSink | null;
   #requests = 0;
   #errors = 0;
   #shed = 0;
   readonly #latency = new LogHistogram();
   readonly #ttfb = new LogHistogram();
 
+  constructor(also: OutcomeSink | null = null) {
+    this.#also = also;
+  }
+
   record(outcome: StepOutcome): void {
+    this.#also?.record(outcome);
     if (outcome.shed) {
       this.#shed++;
       return;
@@ -141,6 +153,12 @@ export class StepStats {
  */
 export class StepStatsRegistry {
   readonly #byApp = new Map<string, Map<string, StepStats>>();
+  /** The sink for a cluster's outcomes besides the step window (or null). */
+  readonly #sinkOf: (cluster: string) => OutcomeSink | null;
+
+  constructor(sinkOf: (cluster: string) => OutcomeSink | null = () => null) {
+    this.#sinkOf = sinkOf;
+  }
 
   get(app: string, cluster: string): StepStats {
     let byCluster = this.#byApp.get(app);
@@ -150,7 +168,7 @@ export class StepStatsRegistry {
     }
     let stats = byCluster.get(cluster);
     if (stats === undefined) {
-      stats = new StepStats();
+      stats = new StepStats(this.#sinkOf(cluster));
       byCluster.set(cluster, stats);
     }
     return stats;

@@ -184,7 +184,7 @@ export class TrafficController {
 
   setWeights(app: string, weights: unknown, opts: { force?: boolean; actor: string; reason?: string }): ActionResult {
     const current = this.weightsOf(app);
-    if (current === null) return refuse(404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`);
+    if (current === null) return this.#refused(app, 'set_weights', null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, opts.actor);
     const clusters = this.#clusterNames();
     const bad = validateWeights(weights, clusters);
     if (bad !== null) return this.#refused(app, 'set_weights', current, 400, 'INVALID_WEIGHTS', bad, opts.actor);
@@ -219,7 +219,7 @@ export class TrafficController {
 
   startRollout(app: string, req: RolloutRequest, actor: string): ActionResult {
     const current = this.weightsOf(app);
-    if (current === null) return refuse(404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`);
+    if (current === null) return this.#refused(app, 'rollout_start', null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, actor);
     const existing = this.rolloutOf(app);
     if (isRolloutActive(existing)) {
       return this.#refused(app, 'rollout_start', current, 409, 'ROLLOUT_IN_PROGRESS', `a rollout of "${app}" to "${existing!.pendingCluster}" is already ${existing!.phase}`, actor);
@@ -252,9 +252,9 @@ export class TrafficController {
    */
   controlRollout(app: string, action: 'pause' | 'resume' | 'promote' | 'rollback', actor: string, opts: { force?: boolean } = {}): ActionResult {
     const current = this.weightsOf(app);
-    if (current === null) return refuse(404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`);
-    const rollout = this.rolloutOf(app);
     const auditAction = `rollout_${action}` as const;
+    if (current === null) return this.#refused(app, auditAction, null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, actor);
+    const rollout = this.rolloutOf(app);
     if (rollout === null) return this.#refused(app, auditAction, current, 409, 'NO_ROLLOUT', `app "${app}" has no rollout`, actor);
     if ((action === 'promote' || action === 'resume') && opts.force !== true && isRolloutActive(rollout)) {
       const why = this.notReadyReason(app, rollout.pendingCluster);
@@ -338,7 +338,16 @@ export class TrafficController {
     if (outcome !== undefined) this.#d.metrics.rolloutOutcomes.labels(app, outcome).inc();
   }
 
-  #refused(app: string, action: AuditEvent['action'], current: Weights, status: number, code: string, message: string, actor: string): ActionResult {
+  /**
+   * Records a refusal decided outside the controller (the admin API's body
+   * validation, an unknown cluster role), so that every refused call of a
+   * token holder is in the audit log.
+   */
+  auditRefusal(app: string, action: AuditEvent['action'], status: number, code: string, message: string, actor: string): ActionResult {
+    return this.#refused(app, action, this.weightsOf(app), status, code, message, actor);
+  }
+
+  #refused(app: string, action: AuditEvent['action'], current: Weights | null, status: number, code: string, message: string, actor: string): ActionResult {
     this.#audit({ actor, app, action, from: current, to: null, reason: `${code}: ${message}`, result: 'refused' });
     return refuse(status, code, message);
   }

@@ -4,6 +4,7 @@ import type { RolloutPolicy } from '../config/types.ts';
 import { startRollout, stepRollout } from './rollout.ts';
 import type { RolloutState } from './rollout.ts';
 import {
+  ignoredConfigWeights,
   applyRolloutTransition,
   applyWeights,
   auditActionFor,
@@ -144,4 +145,27 @@ describe('audit', () => {
     ['bad from', JSON.stringify({ ...line, from: 5 })],
   ];
   for (const [name, l] of badLines) it(`rejects ${name}`, () => assert.equal(parseAuditEvent(l), null));
+});
+
+describe('ignoredConfigWeights (config weights edited after state exists)', () => {
+  const state: TrafficState = { version: 3, apps: { llm: { weights: { blue: 100, green: 0 }, rollout: null } } };
+  const m = (entries: Array<[string, Record<string, number> | null]>) => new Map(entries);
+  const cases: Array<[string, ReturnType<typeof m>, ReturnType<typeof m>, RegExp | null]> = [
+    ['unchanged config', m([['llm', { blue: 100 }]]), m([['llm', { blue: 100 }]]), null],
+    ['changed to what the state holds', m([['llm', { blue: 50, green: 50 }]]), m([['llm', { blue: 100, green: 0 }]]), null],
+    ['changed, state differs', m([['llm', { blue: 100 }]]), m([['llm', { blue: 50, green: 50 }]]), /^applications\.llm\.weights changed .* keeps blue=100 green=0 .*traffic set llm blue=50 green=50/],
+    ['set for the first time', m([]), m([['llm', { green: 100 }]]), /applications\.llm\.weights/],
+    ['defaults changed', m([['*', { blue: 100 }]]), m([['*', { green: 100 }]]), /applications\."\*"\.weights changed .*app "llm"/],
+    ['weights removed', m([['llm', { green: 100 }]]), m([]), null],
+  ];
+  for (const [name, prev, next, want] of cases) {
+    it(name, () => {
+      const w = ignoredConfigWeights(prev, next, state);
+      if (want === null) assert.deepEqual(w, []);
+      else {
+        assert.equal(w.length, 1);
+        assert.match(w[0]!, want);
+      }
+    });
+  }
 });

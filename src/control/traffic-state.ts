@@ -249,3 +249,39 @@ export function parseAuditEvent(line: string): AuditEvent | null {
   for (const k of ['from', 'to'] as const) if (raw[k] !== null && !isObject(raw[k])) return null;
   return raw as unknown as AuditEvent;
 }
+
+/**
+ * Config reload: weights edited in the config file do not move traffic for an
+ * app the traffic state already holds weights for (the state wins: it is what
+ * operators and rollouts set). One warning per such app whose config weights
+ * changed, saying what is kept and how to apply the new weights; empty when
+ * nothing was ignored. `prev`/`next` map app names ("*" = defaults) to their
+ * config weights (null = none set).
+ */
+export function ignoredConfigWeights(
+  prev: ReadonlyMap<string, Readonly<Record<string, number>> | null>,
+  next: ReadonlyMap<string, Readonly<Record<string, number>> | null>,
+  state: TrafficState,
+): string[] {
+  const out: string[] = [];
+  const weightsOf = (m: typeof prev, app: string) => (m.has(app) ? (m.get(app) ?? null) : (m.get('*') ?? null));
+  for (const [app, t] of Object.entries(state.apps)) {
+    const before = weightsOf(prev, app);
+    const after = weightsOf(next, app);
+    if (after === null || sameEntries(before, after) || sameEntries(t.weights, after)) continue;
+    const key = next.has(app) ? `applications.${app}.weights` : 'applications."*".weights';
+    const kept = Object.entries(t.weights).map(([c, w]) => `${c}=${w}`).join(' ');
+    const want = Object.entries(after).map(([c, w]) => `${c}=${w}`).join(' ');
+    out.push(
+      `${key} changed in the config file, but app "${app}" keeps ${kept} from the traffic state; run "serve-gateway traffic set ${app} ${want}" to apply the new weights`,
+    );
+  }
+  return out;
+}
+
+function sameEntries(a: Readonly<Record<string, number>> | null, b: Readonly<Record<string, number>> | null): boolean {
+  if (a === null || b === null) return a === b;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) if ((a[k] ?? 0) !== (b[k] ?? 0)) return false;
+  return true;
+}
