@@ -85,9 +85,15 @@ describe('the genuine KubeRay operator runs a blue/green upgrade; the gateway fo
     const streamsAtSwap = load.outcomes.filter((o) => o.kind === 'sse' && o.cluster === blue && o.end > promoteAt);
     const afterSwitch = load.outcomes.filter((o) => o.start > seen.at);
     const audit = (await g.events()).filter((e) => e['actor'] === 'kubernetes');
+    // KubeRay promotes when the new cluster's apps are RUNNING, without waiting for its pods to be
+    // Ready; the gateway switches to a cluster only once it has a ready serve pod.
+    const readyAtPromotion = trace.lastBefore(promoteAt, () => true);
+    const greenEndpointsAtPromotion = readyAtPromotion ? (rsClusters(readyAtPromotion.status, name).get(green)?.['ready_endpoints'] ?? 0) : 0;
+    const firstReady = trace.first((s) => (rsClusters(s, name).get(green)?.['ready_endpoints'] ?? 0) > 0);
     console.log(
       `# follow (genuine KubeRay): ${load.summary()}; spec change → pending ${Math.round(pending.at - specAt)} ms → promotion ${Math.round(promoteAt - specAt)} ms; ` +
-        `gateway switch seen ${swapMs.toFixed(0)} ms after KubeRay's promotion; SSE streams on ${blue} in flight at the promotion: ${streamsAtSwap.length} ` +
+        `gateway switch seen ${swapMs.toFixed(0)} ms after KubeRay's promotion (${green} had ${greenEndpointsAtPromotion} ready serve pods at the promotion; ` +
+        `first one seen ${firstReady ? Math.round(firstReady.at - promoteAt) : '?'} ms after it); SSE streams on ${blue} in flight at the promotion: ${streamsAtSwap.length} ` +
         `(completed ${streamsAtSwap.filter((o) => o.ok).length}); ${blue}'s pods gone ${Math.round(deletedAt - promoteAt)} ms after the promotion (deletion delay 8 s); ` +
         `started after the switch: ${afterSwitch.length}, on ${blue}: ${lateOld.length}; audit by kubernetes: ${audit.map((e) => `${e['app']} ${e['action']} ${JSON.stringify(e['to'])}`).join('; ')}\n` +
         `# KubeRay status changes:\n${rs.history(specAt)}`,
@@ -145,10 +151,12 @@ describe('the genuine KubeRay operator runs a blue/green upgrade; the gateway fo
     const onStuck = load.outcomes.filter((o) => o.cluster === stuck);
     const lateOld = load.outcomes.filter((o) => o.cluster === blue && o.start > seen.at);
     const listedAfterDrop = trace.samples.filter((x) => x.sent > dropped.at && rsClusters(x.status, name).has(stuck));
+    const firstReady = trace.first((s) => (rsClusters(s, name).get(second)?.['ready_endpoints'] ?? 0) > 0);
     console.log(
       `# stuck pending + second spec change (genuine KubeRay): ${load.summary()}; ${stuck} held in DEPLOYING, not promoted; ` +
         `replacement ${second} named ${Math.round(replaced.at - secondAt)} ms after the second change; ${stuck} dropped by the gateway ${Math.round(dropped.at - replaced.at)} ms after KubeRay replaced it, ` +
-        `its pods gone ${Math.round(stuckGoneAt - replaced.at)} ms after; switch to ${second} seen ${Math.round(seen.at - promoted.at)} ms after KubeRay's promotion; requests on ${stuck}: ${onStuck.length}\n` +
+        `its pods gone ${Math.round(stuckGoneAt - replaced.at)} ms after; switch to ${second} seen ${Math.round(seen.at - promoted.at)} ms after KubeRay's promotion ` +
+        `(its first ready serve pod seen ${firstReady ? Math.round(firstReady.at - promoted.at) : '?'} ms after it); requests on ${stuck}: ${onStuck.length}\n` +
         `# KubeRay status changes:\n${rs.history(firstAt)}`,
     );
     assert.equal(failed.length, 0, fail(`failed requests: ${failed.length}`));

@@ -13,7 +13,11 @@ import { join } from 'node:path';
 
 const repo = join(import.meta.dirname, '../..');
 const ns = `sg-kuberay-${process.pid}`;
-const testArgs = ['--test', '--test-concurrency=1', 'test/kuberay/*.test.ts', ...process.argv.slice(2)];
+// `node test/kuberay/run.ts [FILE...] [--node-test-flag...]`: the given files, or all of them.
+const extra = process.argv.slice(2);
+const files = extra.filter((a) => !a.startsWith('-'));
+const flags = extra.filter((a) => a.startsWith('-'));
+const testArgs = ['--test', '--test-concurrency=1', ...flags, ...(files.length > 0 ? files : ['test/kuberay/*.test.ts'])];
 
 function ip(...args: string[]): { ok: boolean; err: string } {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
