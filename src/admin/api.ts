@@ -84,6 +84,20 @@ const actionSchema = {
 } as const;
 
 const DASHBOARD_HTML = readFileSync(new URL('./ui/index.html', import.meta.url), 'utf8');
+/**
+ * The page may run its own inline script (by hash) and talk to this server
+ * only: no external asset, no other origin, no framing, no form posts.
+ */
+const DASHBOARD_CSP = [
+  "default-src 'none'",
+  `script-src ${[...DASHBOARD_HTML.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => `'sha256-${createHash('sha256').update(m[1]!).digest('base64')}'`).join(' ')}`,
+  "style-src 'unsafe-inline'",
+  "connect-src 'self'",
+  'img-src data:',
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<AdminServer> {
   // Strict bodies: fastify's default Ajv silently drops unknown keys (removeAdditional) and coerces
@@ -222,9 +236,16 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
     const body = await gw.metrics.registry.metrics();
     return reply.type(gw.metrics.registry.contentType).send(body);
   });
-  app.get('/', async (req, reply) => {
-    if (!authorized(req, reply, false)) return reply;
-    return reply.type('text/html; charset=utf-8').send(DASHBOARD_HTML);
+  // The page holds no data (it reads the API with the token the operator enters), so it is
+  // served to anyone with an allowed Host: off loopback it is where the token gets entered.
+  app.get('/', async (_req, reply) => {
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('content-security-policy', DASHBOARD_CSP)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      .header('cache-control', 'no-store')
+      .send(DASHBOARD_HTML);
   });
   app.get('/api/v1/status', async (req, reply) => {
     if (!authorized(req, reply, false)) return reply;

@@ -9,6 +9,7 @@ import { describeRollout, type RolloutState } from '../control/rollout.ts';
 import type { StatsSnapshot } from '../control/step-stats.ts';
 import type { SeriesPoint } from '../control/traffic-series.ts';
 import { rolloutFitsDeletionDelay } from '../kubernetes/upgrade-policy.ts';
+import type { RolloutPolicy } from '../config/types.ts';
 
 /** The app's badge, as Argo Rollouts users read it. */
 export type AppHealth = 'Healthy' | 'Progressing' | 'Paused' | 'Degraded' | 'RolledBack';
@@ -83,6 +84,8 @@ export function buildStatus(gw: Gateway): object {
     status_reason: health.reason,
     sticky: app.sticky,
     spillover: app.spillover,
+    // What `traffic rollout` uses unless told otherwise (the app's config policy).
+    rollout_policy: policyJson((gw.config.applications.get(app.name) ?? gw.config.defaults).rollout),
     weights,
     clusters: app.targets.map((t, i) => ({
       cluster: t.cluster.name,
@@ -208,15 +211,7 @@ export function rolloutJson(r: RolloutState, obs: StatsSnapshot, nowWallMs: numb
     step_started_at: new Date(r.stepStartedAtMs).toISOString(),
     time_in_step_ms: live ? Math.max(0, Math.round(nowWallMs - r.stepStartedAtMs)) : 0,
     next_step_in_ms: d.intervalLeftMs === null ? null : Math.round(d.intervalLeftMs),
-    policy: {
-      steps: p.steps,
-      interval_ms: p.intervalMs,
-      max_error_rate: p.maxErrorRate,
-      max_p99_latency_ms: p.maxP99LatencyMs,
-      max_ttfb_p99_ms: p.maxTtfbP99Ms,
-      min_requests: p.minRequests,
-      on_failure: p.onFailure,
-    },
+    policy: policyJson(p),
     // The window of the current step (the gates judge these numbers); null once the rollout ended.
     gate: live
       ? {
@@ -234,6 +229,18 @@ export function rolloutJson(r: RolloutState, obs: StatsSnapshot, nowWallMs: numb
           failing: d.failing,
         }
       : null,
+  };
+}
+
+function policyJson(p: RolloutPolicy): object {
+  return {
+    steps: p.steps,
+    interval_ms: p.intervalMs,
+    max_error_rate: p.maxErrorRate,
+    max_p99_latency_ms: p.maxP99LatencyMs,
+    max_ttfb_p99_ms: p.maxTtfbP99Ms,
+    min_requests: p.minRequests,
+    on_failure: p.onFailure,
   };
 }
 
