@@ -77,8 +77,10 @@ export class Gateway {
   #fileConfig: GatewayConfig;
   /** Kubernetes mode: the discovery source (null in file mode). */
   kubernetes: KubernetesSource | null = null;
-  /** Upgrade actions not yet possible (target not serving yet), retried every second. */
+  /** Upgrade actions not yet possible (target not serving yet), retried until done (#owe). */
   #owedUpgrades: { prev: KubeView } | null = null;
+  /** The last upgrade pass had a state write fail (retry slowly). */
+  #upgradeWriteFailed = false;
   #upgradeRetry: TimerHandle | null = null;
   #stopWatch: (() => void) | null = null;
   #sweeper: TimerHandle | null = null;
@@ -235,6 +237,7 @@ export class Gateway {
   #applyView(view: KubeView, prev: KubeView): void {
     const mode = this.#fileConfig.kubernetes!.upgrade;
     const actions = decideUpgrades(mode, prev, view, (app) => this.#appTraffic(app));
+    this.#upgradeWriteFailed = false;
     const known = new Set(this.config.clusters.map((c) => c.name));
     const now = actions.filter((a) => known.has(a.to));
     const later = actions.filter((a) => !known.has(a.to));
@@ -258,6 +261,8 @@ export class Gateway {
     let owed = false;
     for (const a of actions) {
       if (a.kind !== 'promote' && this.traffic.notReadyReason(a.app, a.to) !== null) {
+        // Often only the dashboard's answer is stale (KubeRay promoted on RUNNING since the last poll).
+        this.pollers.get(a.to)?.pollSoon();
         owed = true;
         continue;
       }
@@ -269,13 +274,17 @@ export class Gateway {
             : this.traffic.controlRollout(a.app, 'promote', 'kubernetes', { force: true });
       if (!r.ok) {
         this.log.warn({ app: a.app, action: a.kind, to: a.to, code: r.code, message: r.message }, 'upgrade action refused');
-        if (r.code === 'STATE_WRITE_FAILED') owed = true;
+        if (r.code === 'STATE_WRITE_FAILED') owed = this.#upgradeWriteFailed = true;
       } else this.log.info({ app: a.app, action: a.kind, to: a.to, reason: a.reason }, 'upgrade action');
     }
     return owed;
   }
 
-  /** Retries the upgrade decisions against `prev` every second until none is owed. */
+  /**
+   * Retries the upgrade decisions against `prev` until none is owed: every
+   * 100 ms (a target becomes ready with the next probe or dashboard poll, and
+   * the decision is cheap), every second after a state write failed.
+   */
   #owe(prev: KubeView | null): void {
     if (prev === null) {
       this.#owedUpgrades = null;
@@ -288,9 +297,10 @@ export class Gateway {
       const owed = this.#owedUpgrades;
       const src = this.kubernetes;
       if (owed === null || src === null || this.draining) return;
+      this.#upgradeWriteFailed = false;
       const again = this.#runUpgrades(decideUpgrades(this.#fileConfig.kubernetes!.upgrade, owed.prev, src.view, (app) => this.#appTraffic(app)));
       this.#owe(again ? owed.prev : null);
-    }, 1000);
+    }, this.#upgradeWriteFailed ? 1000 : 100);
     this.#upgradeRetry.unref?.();
   }
 

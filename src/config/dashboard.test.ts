@@ -282,6 +282,44 @@ describe('DashboardPoller', () => {
     assert.equal(count, 2);
   });
 
+  it('pollSoon() polls at once instead of at the end of the interval, and not while a poll is in flight', async () => {
+    status = 200;
+    body = JSON.stringify(example);
+    if (!server) await startServer();
+    const clock = new ManualClock();
+    let resolveNext: (() => void) | null = null;
+    let count = 0;
+    const poller = new DashboardPoller({
+      url: `http://127.0.0.1:${port}/api/serve/applications/`,
+      intervalMs: 60_000,
+      timeoutMs: 1_000,
+      clock,
+      overrides: new Map(),
+      onUpdate: () => {
+        count++;
+        resolveNext?.();
+      },
+    });
+    const next = () => new Promise<void>((r) => (resolveNext = r));
+    poller.pollSoon(); // not started: nothing
+    assert.equal(count, 0);
+    let p = next();
+    poller.start();
+    poller.pollSoon(); // the first poll is in flight: no second one
+    await p;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(count, 1);
+    assert.equal(clock.pendingTimers(), 1);
+    p = next();
+    poller.pollSoon();
+    await p;
+    assert.equal(count, 2, 'polled without the clock moving');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(clock.pendingTimers(), 1, 'one timer: the interval restarted');
+    poller.stop();
+    assert.equal(clock.pendingTimers(), 0);
+  });
+
   it('times out a hung dashboard using the clock', async () => {
     const clock = new ManualClock();
     const hung: typeof fetch = (_url, init) =>

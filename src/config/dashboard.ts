@@ -191,6 +191,18 @@ export class DashboardPoller {
     return this.#state;
   }
 
+  /**
+   * Polls now rather than at the end of the interval (something says the
+   * apps changed: KubeRay promoted the cluster). No-op while a poll is in
+   * flight or when stopped; the interval restarts after this poll.
+   */
+  pollSoon(): void {
+    if (!this.#running || this.#timer === null) return;
+    this.#opts.clock.clearTimeout(this.#timer);
+    this.#timer = null;
+    void this.#loop();
+  }
+
   /** New ingress overrides (config reload); applied from the next poll. */
   setOverrides(overrides: ReadonlyMap<string, string | null>): void {
     this.#overrides = overrides;
