@@ -147,6 +147,36 @@ test('traffic CLI against a gateway', async (t) => {
       }
     });
 
+    await t.test('move FROM TO: every app with weight on FROM, at once or as rollouts', async () => {
+      let r = await cli(['move', 'blue', 'green', ...A]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^move: llm now blue=0 green=100$/m);
+      assert.match(r.out, /^move: default now blue=0 green=100$/m);
+      assert.match(r.out, /^2 of 2 app\(s\) moved from blue to green$/m);
+      assert.deepEqual(stack.gw.traffic.weightsOf('default'), { blue: 0, green: 100 });
+      r = await cli(['move', 'blue', 'green', ...A]);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /no app sends weight to cluster "blue"; nothing to move/);
+      r = await cli(['move', 'green', 'blue', '--rollout', '--steps', '50,100', '--interval', '3600', ...A]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^rollout: llm now blue=50 green=50; rollout progressing \(green → blue at 50%\)$/m);
+      assert.equal(stack.gw.traffic.rolloutOf('default')?.phase, 'progressing');
+      assert.equal(stack.gw.traffic.rolloutOf('default')?.policy.intervalMs, 3_600_000);
+      for (const app of ['llm', 'default']) assert.equal((await cli(['rollback', app, ...A])).code, 0);
+    });
+
+    await t.test('status --watch repeats until stopped', async () => {
+      const ctl = new AbortController();
+      let out = '';
+      const frames = () => out.split('\n').filter((l) => l.startsWith('--- every 0.05 s')).length;
+      const run = runTrafficCommand(['status', '--watch', '--every', '50ms', ...A], (s) => (out += `${s}\n`), { signal: ctl.signal });
+      await waitFor(() => frames() >= 2, 30_000, 'two status frames');
+      ctl.abort();
+      const r = { code: await run, out };
+      assert.equal(r.code, 0);
+      assert.match(r.out, /^APP\s+PREFIX\s+CLUSTER/m);
+    });
+
     await t.test('an unreachable admin API exits 3', async () => {
       const srv = createServer();
       await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));

@@ -382,12 +382,16 @@ async function moveAll(
     err(refusalText(s));
     return 1;
   }
-  const byRole = (name: string) => ((s.data['clusters'] ?? []) as Json[]).find((c) => c['role'] === name)?.['name'] as string | undefined;
-  const from = byRole(fromArg) ?? fromArg;
-  const to = byRole(toArg) ?? toArg;
-  const apps = ((s.data['apps'] ?? []) as Json[]).filter((a) => (a['weights']?.[from] ?? 0) > 0);
+  // Per app: a role (kubernetes mode) names that app's RayService's cluster.
+  const pick = (a: Json, arg: string) => ((a['clusters'] ?? []) as Json[]).find((c) => c['cluster'] === arg || c['role'] === arg)?.['cluster'] as string | undefined;
+  const apps = ((s.data['apps'] ?? []) as Json[]).filter((a) => {
+    const f = pick(a, fromArg);
+    return f !== undefined && (a['weights']?.[f] ?? 0) > 0;
+  });
+  const from = fromArg;
+  const to = toArg;
   if (apps.length === 0) {
-    err(`no app sends weight to cluster "${from}"; nothing to move`);
+    err(`no app sends weight to cluster "${fromArg}"; nothing to move`);
     return 1;
   }
   const rollout = flags.has('rollout');
@@ -396,16 +400,18 @@ async function moveAll(
   for (const a of apps) {
     const name = String(a['name']);
     const w = a['weights'] as Record<string, number>;
-    if (w[to] === undefined) {
+    const f = pick(a, fromArg)!;
+    const t = pick(a, toArg);
+    if (t === undefined) {
       refused++;
-      results.push({ app: name, error: { code: 'UNKNOWN_CLUSTER', message: `cluster "${to}" does not serve app "${name}"` } });
+      results.push({ app: name, error: { code: 'UNKNOWN_CLUSTER', message: `cluster "${toArg}" does not serve app "${name}"` } });
       continue;
     }
-    const reason = typeof flags.get('reason') === 'string' ? String(flags.get('reason')) : `traffic move ${from} ${to}`;
+    const reason = typeof flags.get('reason') === 'string' ? String(flags.get('reason')) : `traffic move ${fromArg} ${toArg}`;
     const r = rollout
-      ? await call('POST', `/api/v1/apps/${encodeURIComponent(name)}/rollout`, { to, force: flags.has('force'), ...rolloutBody(flags) })
+      ? await call('POST', `/api/v1/apps/${encodeURIComponent(name)}/rollout`, { to: t, force: flags.has('force'), ...rolloutBody(flags) })
       : await call('PUT', `/api/v1/apps/${encodeURIComponent(name)}/weights`, {
-          weights: { ...w, [from]: 0, [to]: w[to]! + w[from]! },
+          weights: { ...w, [f]: 0, [t]: (w[t] ?? 0) + (w[f] ?? 0) },
           force: flags.has('force'),
           reason,
         });

@@ -155,7 +155,9 @@ export class Instruments {
         if (v !== null) this.set(v);
       },
     });
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'serve_gateway_process_' });
+    // prom-client's own names start with process_ or nodejs_: serve_gateway_process_cpu_seconds_total,
+    // serve_gateway_nodejs_eventloop_lag_seconds (docs/metrics.md).
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'serve_gateway_' });
   }
 
   /** Label handles for one (app, cluster), created once and reused by every request. */
