@@ -193,6 +193,7 @@ const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {
 const PURE_FILES: readonly string[] = [
   'core/errors.ts',
   'core/request-target.ts',
+  'core/admission-share.ts',
   'routing/route-table.ts',
   'routing/traffic-split.ts',
   'admission/limiter.ts', // timers only through the injected Clock

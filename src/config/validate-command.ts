@@ -1,6 +1,7 @@
 // `serve-gateway validate --config FILE`: checks a config and prints the
 // derived route table and admission capacities (SPEC §3). The dashboard is not
 // polled: capacities come from serve_config only.
+import { perGatewayLimit } from '../core/admission-share.ts';
 import { formatIssues, loadConfigFile } from './load.ts';
 import type { AppPolicy, GatewayConfig } from './types.ts';
 
@@ -38,7 +39,7 @@ export interface CapacityRow {
   readonly replicas: number;
   /** max_ongoing_requests × replicas (whole cluster). */
   readonly limit: number;
-  /** Per gateway replica: ceil(limit / admission.gateway_replicas). */
+  /** Per gateway replica: what each replica admits (core/admission-share.ts, as the runtime). */
   readonly limitPerGateway: number;
   readonly queueSize: number;
   readonly source: 'serve_config' | 'dashboard-not-polled';
@@ -127,7 +128,7 @@ export function summarizeConfig(config: GatewayConfig): ValidateSummary {
         maxOngoingRequests: app.maxOngoingRequests,
         replicas: app.replicas,
         limit,
-        limitPerGateway: Math.ceil(limit / config.admission.gatewayReplicas),
+        limitPerGateway: perGatewayLimit(limit, config.admission.gatewayReplicas),
         queueSize,
         source: 'serve_config',
       });

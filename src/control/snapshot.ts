@@ -2,6 +2,7 @@
 // compiled once into an immutable structure that requests read without
 // locks. Only buildSnapshot() creates one; SnapshotStore swaps it in one
 // assignment, and each request keeps the snapshot it started with.
+import { perGatewayLimit } from '../core/admission-share.ts';
 import type { Limiter } from '../admission/limiter.ts';
 import type { GatewayConfig, ServeApp, StickyConfig } from '../config/types.ts';
 import type { StepStats } from './step-stats.ts';
@@ -73,7 +74,7 @@ export interface SnapshotInput {
 export function admissionLimit(app: ServeApp | null, gatewayReplicas: number): number {
   const ongoing = app?.maxOngoingRequests ?? 5;
   const replicas = app?.replicas ?? 1;
-  return Math.max(1, Math.floor((ongoing * replicas) / Math.max(1, gatewayReplicas)));
+  return perGatewayLimit(ongoing * replicas, gatewayReplicas);
 }
 
 export function queueCapacity(app: ServeApp | null, queueSize: number): number {

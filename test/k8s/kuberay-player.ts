@@ -936,7 +936,7 @@ export function appRollout(status: Record<string, any>, app: string): Record<str
 export function k8sSummary(status: Record<string, any> | null): string {
   if (status === null) return 'no status yet';
   const k = status['kubernetes'];
-  const apps = ((status['apps'] ?? []) as Array<Record<string, any>>).map((a) => `${a['name']}=${JSON.stringify(a['weights'])}${a['rollout'] ? `(rollout ${a['rollout']['phase']} ${a['rollout']['trafficRoutedPercent']}%)` : ''}`);
+  const apps = ((status['apps'] ?? []) as Array<Record<string, any>>).map((a) => `${a['name']}=${JSON.stringify(a['weights'])}${a['rollout'] ? `(rollout ${a['rollout']['phase']} ${a['rollout']['traffic_routed_percent']}%)` : ''}`);
   return `kubernetes=${JSON.stringify(k)?.slice(0, 800)} apps=[${apps.join(' ')}]`;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
