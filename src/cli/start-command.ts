@@ -1,6 +1,7 @@
 // `serve-gateway start`: load and validate the config, run the gateway, drain on SIGTERM/SIGINT.
 import { pino } from 'pino';
 import { loadConfigFile, formatIssues } from '../config/load.ts';
+import { stateWriteProblem } from '../config/state-dir.ts';
 import type { Logger } from '../core/log.ts';
 import { startGateway, stdoutAccessLog } from '../main.ts';
 
@@ -33,12 +34,30 @@ export async function runStartCommand(args: string[]): Promise<number> {
     process.stderr.write(`serve-gateway: invalid config, not starting:\n${formatIssues(result.issues)}\n`);
     return 1;
   }
+  // A state directory the gateway cannot write (a read-only config dir, a volume
+  // missing) is said in one line, before anything starts.
+  const problem = stateWriteProblem(result.config);
+  if (problem !== null) {
+    process.stderr.write(`serve-gateway: not starting: ${problem}\n`);
+    return 1;
+  }
   // Operational logs are written as they happen; access-log lines are built by
   // hand and written to stdout in batches (src/proxy/access-log.ts).
   const dest = pino.destination({ sync: false });
   const logger = pino({ name: 'serve-gateway', level }, dest) as unknown as Logger;
   const access = stdoutAccessLog();
-  const gw = await startGateway({ config: result.config, configPath, logger, accessLog: access.accessLog });
+  let gw: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gw = await startGateway({ config: result.config, configPath, logger, accessLog: access.accessLog });
+  } catch (err) {
+    // An operating-system refusal (a port in use, a path not allowed) is one line, not a stack trace.
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e?.code !== 'string' || !/^E[A-Z]+$/.test(e.code)) throw err;
+    access.stop();
+    dest.flushSync();
+    process.stderr.write(`serve-gateway: not starting: ${e.message}\n`);
+    return 1;
+  }
   process.stderr.write(`serve-gateway listening on ${gw.url} (admin ${gw.adminUrl})\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import type { Document } from 'yaml';
 import { validateConfig } from './schema.ts';
+import { stateBaseFromEnv } from './state-dir.ts';
 import type { ConfigIssue, ConfigResult, GatewayConfig, HostPort } from './types.ts';
 
 /** Loads and validates a gateway config file. Never throws. */
@@ -21,7 +22,10 @@ export async function loadConfigFile(path: string): Promise<ConfigResult> {
   return parseConfigText(text, path, dirname(resolve(path)));
 }
 
-/** Parses and validates config text; `file` names it in issues, `baseDir` resolves relative paths. */
+/**
+ * Parses and validates config text; `file` names it in issues, `baseDir` resolves relative paths
+ * (state paths: SERVE_GATEWAY_STATE_DIR when set, state-dir.ts).
+ */
 export function parseConfigText(
   text: string,
   file: string,
@@ -48,7 +52,7 @@ export function parseConfigText(
     return { ok: false, issues: [{ file, path: '', message: 'expected one YAML document, found several ("---")' }] };
   }
   const doc = list[0];
-  const result = validateConfig(doc ? doc.toJS({ maxAliasCount: 1000 }) : null, file, baseDir, read);
+  const result = validateConfig(doc ? doc.toJS({ maxAliasCount: 1000 }) : null, file, baseDir, read, stateBaseFromEnv());
   if (result.ok || !doc) return result;
   return {
     ok: false,

@@ -127,13 +127,16 @@ const TOP_KEYS = [
 /**
  * Validates a parsed gateway config document. `file` names the file in issues;
  * `baseDir` resolves relative paths (state_dir, serve_config files); `readFile`
- * reads serve_config files (throws on failure).
+ * reads serve_config files (throws on failure). `stateBase` (from
+ * SERVE_GATEWAY_STATE_DIR, state-dir.ts), when given, replaces `baseDir` for the
+ * state paths (state_dir, kubernetes.last_known_good) and is the default state_dir.
  */
 export function validateConfig(
   doc: unknown,
   file: string,
   baseDir: string,
   readFile: (p: string) => string,
+  stateBase: string | null = null,
 ): ConfigResult {
   const v = new Checker(file);
   if (doc === null || doc === undefined) {
@@ -164,11 +167,12 @@ export function validateConfig(
     else v.issue('source', `must be "file" or "kubernetes" (got ${show(src)})`);
   }
 
-  let stateDir = resolve(baseDir, 'var');
+  const stateBaseDir = stateBase ?? baseDir;
+  let stateDir = stateBase ?? resolve(baseDir, 'var');
   const sd = doc['state_dir'];
   if (sd !== undefined && sd !== null) {
     if (typeof sd !== 'string' || sd === '') v.issue('state_dir', 'must be a non-empty path');
-    else stateDir = resolve(baseDir, sd);
+    else stateDir = resolve(stateBaseDir, sd);
   }
 
   const admission = parseAdmission(v, v.section(doc, 'admission', ['queue_size', 'queue_timeout', 'gateway_replicas']));
@@ -221,7 +225,7 @@ export function validateConfig(
   // needs the ingress overrides from applications.
   // In kubernetes mode clusters are discovered; weights name them by role.
   const clustersRaw = doc['clusters'];
-  const kubernetes = source === 'kubernetes' ? parseKubernetes(v, doc['kubernetes'], stateDir, baseDir) : null;
+  const kubernetes = source === 'kubernetes' ? parseKubernetes(v, doc['kubernetes'], stateDir, baseDir, stateBaseDir) : null;
   if (source !== 'kubernetes' && doc['kubernetes'] !== undefined && doc['kubernetes'] !== null) {
     v.issue('kubernetes', 'is only read with source: kubernetes');
   }
@@ -453,7 +457,7 @@ function podNamespace(): string {
   }
 }
 
-function parseKubernetes(v: Checker, raw: unknown, stateDir: string, baseDir: string): KubernetesConfig {
+function parseKubernetes(v: Checker, raw: unknown, stateDir: string, baseDir: string, stateBaseDir: string): KubernetesConfig {
   const k = isObject(raw) ? raw : {};
   if (raw === undefined || raw === null) v.issue('kubernetes', 'is required with source: kubernetes (at least rayservices or selector)');
   else if (!isObject(raw)) v.issue('kubernetes', 'must be a mapping');
@@ -503,7 +507,7 @@ function parseKubernetes(v: Checker, raw: unknown, stateDir: string, baseDir: st
   const lkg = k['last_known_good'];
   if (lkg !== undefined && lkg !== null) {
     if (typeof lkg !== 'string' || lkg === '') v.issue('kubernetes.last_known_good', 'must be a file path');
-    else lastKnownGood = resolve(baseDir, lkg);
+    else lastKnownGood = resolve(stateBaseDir, lkg);
   }
   const bootWaitMs = v.duration(k['boot_wait'], 'kubernetes.boot_wait', 1_000, { positive: true, max: 600_000 });
   return { namespace, rayservices, selector, kubeconfig, upgrade, lastKnownGood, bootWaitMs };
