@@ -20,6 +20,7 @@ import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } 
 import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
 import { FileStateStore } from './control/state-store.ts';
+import { HEARTBEAT_MS, StateLock } from './control/state-lock.ts';
 import type { UpstreamCluster } from './upstream/cluster.ts';
 import { KubernetesSource } from './kubernetes/source.ts';
 import { clusterConfigs, clusterForRole, EMPTY_VIEW, rayServiceOf, resolveRoleWeights, type KubeView } from './kubernetes/view.ts';
@@ -84,6 +85,9 @@ export class Gateway {
   #upgradeRetry: TimerHandle | null = null;
   #stopWatch: (() => void) | null = null;
   #sweeper: TimerHandle | null = null;
+  readonly #store: FileStateStore;
+  #stateLock: StateLock | null = null;
+  #lockTimer: TimerHandle | null = null;
   #seriesTimer: TimerHandle | null = null;
   readonly #onHup = () => void this.reload('SIGHUP');
 
@@ -96,9 +100,11 @@ export class Gateway {
     this.metrics = new Instruments(this.#gaugeSources());
     this.reconciler = new Reconciler(config, this.clock, this.metrics, this.log);
     this.reconciler.onClustersRemoved = (removed) => this.#retireClusters(removed);
+    this.#store = new FileStateStore(config.stateDir);
+    this.#store.setGuard(() => (this.#stateLock?.lost ? `the state_dir lock is lost: ${this.#stateLock.lost}; this gateway no longer writes traffic state` : null));
     this.traffic = new TrafficController({
       reconciler: this.reconciler,
-      store: new FileStateStore(config.stateDir),
+      store: this.#store,
       clock: this.clock,
       log: this.log,
       metrics: this.metrics,
@@ -129,6 +135,11 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    // One gateway per state_dir: refused here, before anything listens (state-lock.ts).
+    const { lock, takenOver } = StateLock.acquire(this.#store.dir);
+    this.#stateLock = lock;
+    if (takenOver !== null) this.log.warn({ stateDir: this.#store.dir, previous: takenOver }, 'took over a stale state_dir lock');
+    this.#scheduleLockHeartbeat();
     this.traffic.start(); // loads persisted weights, publishes the first snapshot
     this.#syncPollersAndProbers();
     const cfg = this.config;
@@ -328,6 +339,8 @@ export class Gateway {
     for (const p of this.pollers.values()) p.stop();
     for (const p of this.probers.values()) p.stop();
     this.traffic.stop();
+    if (this.#lockTimer !== null) this.clock.clearTimeout(this.#lockTimer);
+    this.#stateLock?.release();
     for (const l of this.reconciler.limiters.values()) l.close();
     this.server.closeAllConnections();
     this.upgrades.closeAll();
@@ -399,6 +412,19 @@ export class Gateway {
       // In-flight requests keep their connections; idle ones close now, the rest as they finish.
       void c.close();
     }
+  }
+
+  /** The state_dir lock's heartbeat; a lost lock is logged once (writes then fail: setGuard). */
+  #scheduleLockHeartbeat(): void {
+    this.#lockTimer = this.clock.setTimeout(() => {
+      const lock = this.#stateLock;
+      if (lock === null) return;
+      const before = lock.lost;
+      lock.heartbeat();
+      if (before === null && lock.lost !== null) this.log.error({ stateDir: this.#store.dir, why: lock.lost }, 'state_dir lock lost: traffic changes are refused from now on');
+      this.#scheduleLockHeartbeat();
+    }, HEARTBEAT_MS);
+    this.#lockTimer.unref?.();
   }
 
   /** Every few seconds: close idle upstream connections; all of them for drained clusters. */

@@ -63,7 +63,9 @@ if (import.meta.main) {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`serve-gateway: ${(err as Error).stack ?? String(err)}\n`);
+      // An error that says `expose` is the whole story for the operator (one line, no stack).
+      const e = err as Error & { expose?: boolean };
+      process.stderr.write(`serve-gateway: ${e.expose === true ? e.message : (e.stack ?? String(err))}\n`);
       process.exitCode = 1;
     },
   );

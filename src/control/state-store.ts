@@ -87,6 +87,7 @@ export class FileStateStore {
   readonly #wallNow: () => number;
   readonly #fs: StateFs;
   #dirReady = false;
+  #guard: () => string | null = () => null;
   /** Next audit id; null until the audit file's tail has been read. */
   #nextAuditId: number | null = null;
 
@@ -100,6 +101,14 @@ export class FileStateStore {
 
   get dir(): string {
     return this.#dir;
+  }
+
+  /**
+   * A check run before every change is recorded: a reason not to write
+   * (another gateway took the state_dir's lock: state-lock.ts), or null.
+   */
+  setGuard(guard: () => string | null): void {
+    this.#guard = guard;
   }
 
   /**
@@ -176,6 +185,8 @@ export class FileStateStore {
    */
   commit(state: TrafficState, event: AuditEventInput): AuditEvent {
     let written: AuditEvent;
+    const refused = this.#guard();
+    if (refused !== null) throw new StateWriteError('audit', null, new Error(refused));
     try {
       written = this.appendAudit(event);
     } catch (err) {

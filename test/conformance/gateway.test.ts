@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseSimConfig } from '../../src/sim/sim-config.ts';
 import { startSim, type Sim } from '../../src/sim/sim.ts';
 import { startGateway, type Gateway } from '../../src/main.ts';
-import { buildConfig, LogRecorder } from '../helpers/stack.ts';
+import { buildConfig, LogRecorder, waitFor } from '../helpers/stack.ts';
 import { conformanceCases } from './serve-cases.ts';
 
 describe('conformance: gateway in front of the simulator', () => {
@@ -32,6 +32,9 @@ describe('conformance: gateway in front of the simulator', () => {
     });
     const gw = await startGateway({ config, logger: new LogRecorder(), watch: false, adminToken: null });
     gateways.push(gw);
+    // Until its first probe answers, an endpoint is not healthy: on a busy machine that can take
+    // longer than the first case, which would then get 503 "No healthy Serve endpoint".
+    await waitFor(() => [...gw.reconciler.clusters.values()].every((cl) => cl.endpoints.every((e) => e.health.probeOk === true)), 30_000, `first probes of ${cluster}`);
     return gw;
   };
 
