@@ -932,6 +932,41 @@ export function appRollout(status: Record<string, any>, app: string): Record<str
   return (a?.['rollout'] ?? null) as Record<string, any> | null;
 }
 
+/** Every app's rollout to `to` succeeded and the app is 100 % there. */
+export function rolloutsSucceeded(apps: readonly string[], to: string): (s: Record<string, any>) => boolean { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return (s) => apps.every((a) => appWeights(s, a)[to] === 100 && appRollout(s, a)?.['phase'] === 'succeeded');
+}
+
+/** A reason to stop waiting for rolloutsSucceeded: an app moved without a rollout, or its rollout ended otherwise. */
+export function rolloutWentWrong(apps: readonly string[], to: string): (s: Record<string, any>) => string | null { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return (s) => {
+    for (const a of apps) {
+      const r = appRollout(s, a);
+      if (appWeights(s, a)[to] === 100 && r === null) return `${a} moved to ${to} 100 % at once, without a rollout`;
+      if (r !== null && r['phase'] !== 'progressing' && r['phase'] !== 'succeeded') return `the ${a} rollout is ${r['phase']}: ${r['reason']}`;
+    }
+    return null;
+  };
+}
+
+/**
+ * What a blue→green switch under load looked like: `seenAt` when the gateway's
+ * status showed the switch, `promoteAt` when KubeRay promoted green.
+ */
+export function switchOutcomes(load: Load, o: { blue: string; green: string; seenAt: number; promoteAt: number }) {
+  const { blue, green, seenAt, promoteAt } = o;
+  return {
+    failed: load.failures(),
+    /** Started on the old cluster after the gateway showed the switch. */
+    lateOld: load.outcomes.filter((x) => x.cluster === blue && x.start > seenAt),
+    /** Answered by the new cluster before KubeRay promoted it. */
+    earlyNew: load.outcomes.filter((x) => x.cluster === green && x.end < promoteAt),
+    /** SSE streams on the old cluster still open at the promotion. */
+    streamsAtSwap: load.outcomes.filter((x) => x.kind === 'sse' && x.cluster === blue && x.end > promoteAt),
+    afterSwitch: load.outcomes.filter((x) => x.start > seenAt),
+  };
+}
+
 /** A one-line summary of the kubernetes part of the status (for messages). */
 export function k8sSummary(status: Record<string, any> | null): string {
   if (status === null) return 'no status yet';

@@ -26,9 +26,12 @@ import {
   appWeights,
   describeOutcomes,
   k8sSummary,
+  rolloutWentWrong,
+  rolloutsSucceeded,
   rsClusters,
   startK8sGateway,
   statusUntil,
+  switchOutcomes,
   until,
 } from './kuberay-player.ts';
 import type { K8sGateway, Outcome } from './kuberay-player.ts';
@@ -144,11 +147,7 @@ describe('KubeRay blue/green upgrade under load, real kube-apiserver', { skip: u
     await load.stop();
     await trace.stop();
 
-    const failed = load.failures();
-    const lateOld = load.outcomes.filter((o) => o.cluster === blue && o.start > seen.at);
-    const earlyNew = load.outcomes.filter((o) => o.cluster === green && o.end < promoteAt);
-    const streamsAtSwap = load.outcomes.filter((o) => o.kind === 'sse' && o.cluster === blue && o.end > promoteAt);
-    const after = load.outcomes.filter((o) => o.start > seen.at);
+    const { failed, lateOld, earlyNew, streamsAtSwap, afterSwitch: after } = switchOutcomes(load, { blue, green, seenAt: seen.at, promoteAt });
     const audit = (await g.events()).filter((e) => e['actor'] === 'kubernetes');
     console.log(
       `# follow: ${load.summary()}; promotion written ${Math.round(promoteAt - t0)} ms into the load, switch seen on the status API ${swapMs.toFixed(0)} ms later; ` +
@@ -187,16 +186,9 @@ describe('KubeRay blue/green upgrade under load, real kube-apiserver', { skip: u
     const done = await waitStatus(
       'both rollouts complete',
       REACT_MS + 60_000,
-      (s) => APPS.every((a) => appWeights(s, a)[green] === 100 && appRollout(s, a)?.['phase'] === 'succeeded'),
+      rolloutsSucceeded(APPS, green),
       50,
-      (s) => {
-        for (const a of APPS) {
-          const r = appRollout(s, a);
-          if (appWeights(s, a)[green] === 100 && r === null) return `${a} moved to ${green} 100 % at once, without a rollout`;
-          if (r !== null && r['phase'] !== 'progressing' && r['phase'] !== 'succeeded') return `the ${a} rollout is ${r['phase']}: ${r['reason']}`;
-        }
-        return null;
-      },
+      rolloutWentWrong(APPS, green),
     );
     const blueGoneAtCompletion = p.clusters.get(blue)!.deletedAt !== null;
     const deletedAt = await p.clusters.get(blue)!.deleted;

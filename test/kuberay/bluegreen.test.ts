@@ -15,7 +15,7 @@
 // Run with `npm run test:kuberay`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SERVE_CONFIG_V2, appWeights, describeOutcomes, k8sSummary, rsClusters, until } from '../k8s/kuberay-player.ts';
+import { SERVE_CONFIG_V2, appWeights, describeOutcomes, k8sSummary, rsClusters, switchOutcomes, until } from '../k8s/kuberay-player.ts';
 import type { ServiceAccountAccess } from '../k8s/apiserver.ts';
 import { APPS, ENDPOINTS, REACT_MS, Registry, serving as servingIn, startSuite } from './scenario.ts';
 import { STACK_DEADLINE, kubeRayUnavailable } from './stack.ts';
@@ -79,11 +79,7 @@ describe('the genuine KubeRay operator runs a blue/green upgrade; the gateway fo
     await load.stop();
     await trace.stop();
 
-    const failed = load.failures();
-    const lateOld = load.outcomes.filter((o) => o.cluster === blue && o.start > seen.at);
-    const earlyNew = load.outcomes.filter((o) => o.cluster === green && o.end < promoteAt);
-    const streamsAtSwap = load.outcomes.filter((o) => o.kind === 'sse' && o.cluster === blue && o.end > promoteAt);
-    const afterSwitch = load.outcomes.filter((o) => o.start > seen.at);
+    const { failed, lateOld, earlyNew, streamsAtSwap, afterSwitch } = switchOutcomes(load, { blue, green, seenAt: seen.at, promoteAt });
     const audit = (await g.events()).filter((e) => e['actor'] === 'kubernetes');
     // KubeRay promotes when the new cluster's apps are RUNNING, without waiting for its pods to be
     // Ready; the gateway switches to a cluster only once it has a ready serve pod.

@@ -13,7 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServiceAccountAccess } from '../k8s/apiserver.ts';
-import { appRollout, appWeights, describeOutcomes, until } from '../k8s/kuberay-player.ts';
+import { appRollout, appWeights, describeOutcomes, rolloutWentWrong, rolloutsSucceeded, until } from '../k8s/kuberay-player.ts';
 import { APPS, REACT_MS, Registry, serving, startSuite } from './scenario.ts';
 import { STACK_DEADLINE, kubeRayUnavailable } from './stack.ts';
 import type { KubeRayStack } from './stack.ts';
@@ -62,16 +62,9 @@ describe('the gateway leads the rollout while the genuine KubeRay operator holds
     const done = await waitStatus(
       'both rollouts complete',
       REACT_MS + 60_000,
-      (s) => APPS.every((a) => appWeights(s, a)[green] === 100 && appRollout(s, a)?.['phase'] === 'succeeded'),
+      rolloutsSucceeded(APPS, green),
       50,
-      (s) => {
-        for (const a of APPS) {
-          const r = appRollout(s, a);
-          if (appWeights(s, a)[green] === 100 && r === null) return `${a} moved to ${green} 100 % at once, without a rollout`;
-          if (r !== null && r['phase'] !== 'progressing' && r['phase'] !== 'succeeded') return `the ${a} rollout is ${r['phase']}: ${r['reason']}`;
-        }
-        return null;
-      },
+      rolloutWentWrong(APPS, green),
     );
     const clustersAtCompletion = await rs.rayClusters();
     const deletedAt = await podsGone(blue);
