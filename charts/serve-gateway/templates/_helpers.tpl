@@ -88,7 +88,8 @@ process to exit. Defaults as the gateway's: drain_delay 1s, grace_period 30s.
 {{/*
 The gateway config (gateway.yaml): .Values.config with the keys the chart owns
 set: the listeners (on all interfaces, at containerPorts), the admin token's
-variable, the admin Service's names as allowed Host names, and, with several
+variable, the admin Service's names as allowed Host names, kubernetes.namespace
+(the Role's namespace: the release's unless given), and, with several
 replicas and no state sharing yet, admission.gateway_replicas.
 */}}
 {{- define "serve-gateway.config" -}}
@@ -111,6 +112,14 @@ replicas and no state sharing yet, admission.gateway_replicas.
 {{- $hosts := concat (default list $admin.allowed_hosts) (list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.%s" $svc .Release.Namespace .Values.clusterDomain)) | uniq }}
 {{- $_ := set $admin "allowed_hosts" $hosts }}
 {{- $_ := set $cfg "admin" $admin }}
+{{- if eq (toString (default "file" $cfg.source)) "kubernetes" }}
+{{- $k := default dict $cfg.kubernetes }}
+{{- if and $k.rayservices $k.selector }}
+{{- fail "config.kubernetes: give rayservices or selector, not both (values.yaml sets rayservices: [llm]; to pick RayServices by label set config.kubernetes.rayservices to null)" }}
+{{- end }}
+{{- $_ := set $k "namespace" (include "serve-gateway.watchNamespace" .) }}
+{{- $_ := set $cfg "kubernetes" $k }}
+{{- end }}
 {{- $replicas := ternary (int .Values.autoscaling.maxReplicas) (int .Values.replicaCount) .Values.autoscaling.enabled }}
 {{- $adm := default dict $cfg.admission }}
 {{- if and (gt $replicas 1) (not (hasKey $adm "gateway_replicas")) }}
