@@ -6,6 +6,8 @@
 //
 // - The rollout's steps (50 %, 100 %) run while KubeRay holds both clusters,
 //   under load: 0 failed requests, 100 % before the old cluster is deleted.
+// - `upgrade: hold`: nothing moves at KubeRay's promotion; the operator starts
+//   the rollouts (to the role `active`) and they finish before the deletion.
 // - The new cluster reports RUNNING but its llm fails every request: the gate
 //   rolls llm back to the old cluster before KubeRay deletes anything; the
 //   audit log and a Kubernetes Event on the RayService say why.
@@ -13,7 +15,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServiceAccountAccess } from '../k8s/apiserver.ts';
-import { appRollout, appWeights, describeOutcomes, rolloutWentWrong, rolloutsSucceeded, until } from '../k8s/kuberay-player.ts';
+import { appRollout, appWeights, describeOutcomes, rolloutWentWrong, rolloutsSucceeded, rsClusters, until } from '../k8s/kuberay-player.ts';
 import { APPS, REACT_MS, Registry, serving, startSuite } from './scenario.ts';
 import { STACK_DEADLINE, kubeRayUnavailable } from './stack.ts';
 import type { KubeRayStack } from './stack.ts';
@@ -102,6 +104,58 @@ describe('the gateway leads the rollout while the genuine KubeRay operator holds
     }
     const lateOld = load.outcomes.filter((o) => o.cluster === blue && o.start > done.at);
     assert.equal(lateOld.length, 0, fail(`nothing started on ${blue} after both rollouts completed: ${describeOutcomes(lateOld, t0)}`));
+  });
+
+  test('upgrade: hold — nothing moves when KubeRay promotes; the operator starts the rollouts to the `active` role and they finish before KubeRay deletes the old cluster', { timeout: 300_000 }, async () => {
+    const name = 'hold';
+    const policy = { steps: [50, 100], interval: '3s', min_requests: 5, max_error_rate: 0.02, max_p99_latency: '30s' };
+    const { rs, g, blue, load, trace, t0, loadUntil, fail, waitStatus, waitKubeRay, podsGone } = await serving(stack, sa, reg, name, {
+      upgrade: 'hold',
+      deletionDelaySeconds: 30,
+      applications: { '*': { rollout: policy } },
+    });
+    await loadUntil(`on ${blue}`, (o) => o.cluster === blue, 30);
+    const specAt = performance.now();
+    await rs.upgrade();
+    const promoted = await waitKubeRay('a new cluster promoted', (c) => c.active !== null && c.active !== blue && c.pending === null, specAt);
+    const green = promoted.active!;
+    await waitStatus(`${green} active in the gateway, ${blue} previous`, REACT_MS, (s) => rsClusters(s, name).get(green)?.['role'] === 'active' && rsClusters(s, name).get(blue)?.['role'] === 'previous');
+    // KubeRay has moved on; with `hold` the gateway has not: 30 more requests, all on the old cluster.
+    const heldFrom = performance.now();
+    await loadUntil('started after the promotion was seen', (o) => o.start > heldFrom, 30);
+    const held = await g.status();
+    for (const app of APPS) {
+      assert.equal(appWeights(held, app)[blue], 100, fail(`${app} still on ${blue} under hold`));
+      assert.equal(appRollout(held, app), null, fail(`no rollout of ${app} started by itself`));
+    }
+    const onGreenBeforeOperator = load.outcomes.filter((o) => o.cluster === green);
+
+    // The operator: one rollout per app, to the role `active` (the gateway resolves it to the new cluster).
+    const startedAt = performance.now();
+    for (const app of APPS) {
+      const r = await g.admin('POST', `/api/v1/apps/${app}/rollout`, { to: 'active' });
+      assert.equal(r.status, 201, fail(`rollout of ${app} to "active": ${JSON.stringify(r.json)}`));
+      assert.equal(r.json['rollout']?.['pending_cluster'], green, fail(`the role resolved to ${green}: ${JSON.stringify(r.json)}`));
+    }
+    const done = await waitStatus('both rollouts complete', REACT_MS + 60_000, rolloutsSucceeded(APPS, green), 50, rolloutWentWrong(APPS, green));
+    const clustersAtCompletion = await rs.rayClusters();
+    const deletedAt = await podsGone(blue);
+    await loadUntil(`started after ${blue} was deleted`, (o) => o.start > deletedAt, 20);
+    await load.stop();
+    await trace.stop();
+    const audit = await g.events();
+    console.log(
+      `# hold (genuine KubeRay): ${load.summary()}; KubeRay promoted ${green} ${Math.round(promoted.at - specAt)} ms after the spec change; ` +
+        `requests on ${green} before the operator acted: ${onGreenBeforeOperator.length}; rollouts started by the operator ${Math.round(startedAt - promoted.at)} ms after the promotion, ` +
+        `complete ${Math.round(done.at - startedAt)} ms later; ${blue}'s pods gone ${Math.round(deletedAt - promoted.at)} ms after the promotion (deletion delay 30 s); ` +
+        `audit: ${audit.filter((e) => String(e['action']).startsWith('rollout')).map((e) => `${e['app']} ${e['action']} by ${e['actor']}`).join(', ')}`,
+    );
+    assert.equal(onGreenBeforeOperator.length, 0, fail(`nothing reached ${green} before the operator started the rollouts`));
+    assert.deepEqual(clustersAtCompletion, [blue, green].sort(), fail('both RayClusters still existed when the rollouts completed'));
+    assert.equal(load.failures().length, 0, fail(`failed requests: ${describeOutcomes(load.failures(), t0)}`));
+    for (const app of APPS) {
+      assert.ok(audit.some((e) => e['app'] === app && e['action'] === 'rollout_start' && e['actor'] !== 'kubernetes'), fail(`the ${app} rollout was started by the operator, not by the gateway`));
+    }
   });
 
   test('upgrade: rollout — a new cluster whose llm fails is rolled back by the gate before KubeRay deletes anything; audit and Event say why', { timeout: 300_000 }, async () => {

@@ -61,7 +61,7 @@ export async function startSuite(): Promise<{ stack: KubeRayStack; sa: ServiceAc
 
 export interface ServingOptions {
   readonly deletionDelaySeconds: number;
-  readonly upgrade: 'follow' | 'rollout';
+  readonly upgrade: 'follow' | 'rollout' | 'hold';
   readonly applications?: Record<string, unknown>;
 }
 
