@@ -63,6 +63,22 @@ main_package() {
   fi
 }
 
+# Stamp helm's version and the Kubernetes version it assumes without a cluster
+# (`helm template`, `helm lint`), as helm's own Makefile does: the module's helm
+# version, and the major/minor of the k8s.io/client-go it was built with.
+helm_ldflags() {
+  local v cg minor
+  v=$(awk '$1 == "helm.sh/helm/v3" && $2 ~ /^v[0-9]/ { print $2; exit }' "tools/$1/go.mod")
+  [ -n "$v" ] || return 0
+  cg=$(awk '$1 == "k8s.io/client-go" && $2 ~ /^v0\.[0-9]/ { print $2; exit }' "tools/$1/go.mod")
+  minor=${cg#v0.}; minor=${minor%%.*}
+  printf ' -X helm.sh/helm/v3/internal/version.version=%s -X helm.sh/helm/v3/internal/version.gitTreeState=clean' "$v"
+  if [ -n "$minor" ]; then
+    printf ' -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=%s' "$minor"
+    printf ' -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=%s' "$minor"
+  fi
+}
+
 build_one() {
   local name=$1 hash out tmp t0 secs ldflags pkg
   [ -f "tools/$name/go.mod" ] || { echo "build-tools: no Go module in tools/$name" >&2; return 1; }
@@ -78,7 +94,7 @@ build_one() {
     echo "build-tools: $name: building .tools/bin/$name-$hash (a cold build takes several minutes)"
     tmp="$out.tmp.$$"
     t0=$(date +%s)
-    ldflags="-s -w$(k8s_ldflags "$name")"
+    ldflags="-s -w$(k8s_ldflags "$name")$(helm_ldflags "$name")"
     pkg=$(main_package "$name")
     (cd "tools/$name" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp" "$pkg") ||
       { rm -f "$tmp"; return 1; }
