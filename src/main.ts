@@ -83,6 +83,8 @@ export class Gateway {
   /** The last upgrade pass had a state write fail (retry slowly). */
   #upgradeWriteFailed = false;
   #upgradeRetry: TimerHandle | null = null;
+  /** The tail of the queue of views being applied (#applyView). */
+  #views: Promise<void> = Promise.resolve();
   #stopWatch: (() => void) | null = null;
   #sweeper: TimerHandle | null = null;
   readonly #store: FileStateStore;
@@ -246,17 +248,25 @@ export class Gateway {
    * the view's clusters replace the running ones, then the remaining actions.
    */
   #applyView(view: KubeView, prev: KubeView): void {
+    // Views apply one at a time, in order (recording an action may wait on the shared store).
+    this.#views = this.#views.then(
+      () => this.#applyViewNow(view, prev),
+      () => this.#applyViewNow(view, prev),
+    );
+  }
+
+  async #applyViewNow(view: KubeView, prev: KubeView): Promise<void> {
     const mode = this.#fileConfig.kubernetes!.upgrade;
     const actions = decideUpgrades(mode, prev, view, (app) => this.#appTraffic(app));
     this.#upgradeWriteFailed = false;
     const known = new Set(this.config.clusters.map((c) => c.name));
     const now = actions.filter((a) => known.has(a.to));
     const later = actions.filter((a) => !known.has(a.to));
-    let owed = this.#runUpgrades(now);
+    let owed = await this.#runUpgrades(now);
     this.reconciler.setConfig(this.#effectiveConfig(view));
     this.traffic.onConfigChanged();
     this.#syncPollersAndProbers();
-    owed = this.#runUpgrades(later) || owed;
+    owed = (await this.#runUpgrades(later)) || owed;
     this.#owe(owed ? prev : null);
   }
 
@@ -268,7 +278,7 @@ export class Gateway {
   }
 
   /** Carries out upgrade actions; true when one must wait (its target is not serving yet). */
-  #runUpgrades(actions: readonly UpgradeAction[]): boolean {
+  async #runUpgrades(actions: readonly UpgradeAction[]): Promise<boolean> {
     let owed = false;
     for (const a of actions) {
       if (a.kind !== 'promote' && this.traffic.notReadyReason(a.app, a.to) !== null) {
@@ -277,12 +287,11 @@ export class Gateway {
         owed = true;
         continue;
       }
-      const r =
-        a.kind === 'switch'
+      const r = await (a.kind === 'switch'
           ? this.traffic.setWeights(a.app, { [a.to]: 100 }, { force: true, actor: 'kubernetes', reason: a.reason })
           : a.kind === 'start_rollout'
             ? this.traffic.startRollout(a.app, { to: a.to }, 'kubernetes')
-            : this.traffic.controlRollout(a.app, 'promote', 'kubernetes', { force: true });
+            : this.traffic.controlRollout(a.app, 'promote', 'kubernetes', { force: true }));
       if (!r.ok) {
         this.log.warn({ app: a.app, action: a.kind, to: a.to, code: r.code, message: r.message }, 'upgrade action refused');
         if (r.code === 'STATE_WRITE_FAILED') owed = this.#upgradeWriteFailed = true;
@@ -309,8 +318,9 @@ export class Gateway {
       const src = this.kubernetes;
       if (owed === null || src === null || this.draining) return;
       this.#upgradeWriteFailed = false;
-      const again = this.#runUpgrades(decideUpgrades(this.#fileConfig.kubernetes!.upgrade, owed.prev, src.view, (app) => this.#appTraffic(app)));
-      this.#owe(again ? owed.prev : null);
+      void this.#runUpgrades(decideUpgrades(this.#fileConfig.kubernetes!.upgrade, owed.prev, src.view, (app) => this.#appTraffic(app))).then((again) =>
+        this.#owe(again ? owed.prev : null),
+      );
     }, this.#upgradeWriteFailed ? 1000 : 100);
     this.#upgradeRetry.unref?.();
   }

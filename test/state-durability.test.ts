@@ -259,7 +259,7 @@ test('kill -9 between the audit entry and the state file: the next start marks t
     await gw.close();
     gw = await start();
     assert.deepEqual(new FileStateStore(dir).readAudit(100).map((e) => e.result), ['failed', 'ok', 'ok', 'ok']);
-    const r = gw.traffic.setWeights('llm', { blue: 50, green: 50 }, { force: true, actor: 'test' });
+    const r = await gw.traffic.setWeights('llm', { blue: 50, green: 50 }, { force: true, actor: 'test' });
     assert.ok(r.ok, JSON.stringify(r));
     const saved = new FileStateStore(dir).load().state!;
     assert.equal(saved.version, 4, 'version 3 is not given to another change');

@@ -129,7 +129,7 @@ test('pause, resume, promote and rollback act at once (driven by tick())', async
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json['rollout']['phase'], 'paused');
     assert.deepEqual(r.json['weights'], { blue: 90, green: 10 });
-    stack.gw.traffic.tick();
+    await stack.gw.traffic.tick();
     assert.equal(rollout(stack)?.phase, 'paused');
     r = await adminCall(stack, 'POST', '/api/v1/apps/llm/rollout/pause');
     assert.equal(r.status, 409);
@@ -205,7 +205,7 @@ test('on_failure: pause keeps the weights and waits for the operator', async () 
       await res.arrayBuffer();
       if (res.headers.get('x-serve-cluster') === 'green') green++;
     }
-    stack.gw.traffic.tick();
+    await stack.gw.traffic.tick();
     const ro = rollout(stack)!;
     assert.equal(ro.phase, 'failed_paused');
     assert.match(ro.reason!, /error rate 1 > 0\.02/);

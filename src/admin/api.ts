@@ -273,7 +273,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
         if (name === null) return refuseAudited(req, reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${k}" for app "${req.params.app}" now`);
         weights[name] = (weights[name] ?? 0) + w;
       }
-      const r = gw.traffic.setWeights(req.params.app, weights, {
+      const r = await gw.traffic.setWeights(req.params.app, weights, {
         force: req.body.force ?? false,
         actor: actor(req),
         ...(req.body.reason !== undefined ? { reason: req.body.reason } : {}),
@@ -302,7 +302,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       for (const d of [interval, p99, ttfb]) if (d instanceof Error) return refuseAudited(req, reply, 400, 'INVALID_BODY', d.message);
       const to = gw.resolveCluster(req.params.app, b.to);
       if (to === null) return refuseAudited(req, reply, 400, 'UNKNOWN_CLUSTER', `no cluster has the role "${b.to}" for app "${req.params.app}" now`);
-      const r = gw.traffic.startRollout(
+      const r = await gw.traffic.startRollout(
         req.params.app,
         {
           to,
@@ -337,7 +337,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
       if (action !== 'pause' && action !== 'resume' && action !== 'promote' && action !== 'rollback') {
         return fail(reply, 404, 'UNKNOWN_ACTION', `rollout action must be pause, resume, promote or rollback (got "${action}")`);
       }
-      const r = gw.traffic.controlRollout(req.params.app, action, actor(req), { force: req.body?.force === true });
+      const r = await gw.traffic.controlRollout(req.params.app, action, actor(req), { force: req.body?.force === true });
       if (!r.ok) return fail(reply, r.status, r.code, r.message);
       return { app: req.params.app, weights: r.weights, rollout: rolloutOut(r.rollout) };
     },

@@ -80,7 +80,37 @@ export class StateWriteError extends Error {
   }
 }
 
-export class FileStateStore {
+/**
+ * Where the controller records changes: FileStateStore (file mode) or
+ * SharedStateStore (kubernetes mode, a ConfigMap shared by every replica).
+ * `commit` may be asynchronous; it throws StateWriteError when nothing was
+ * recorded, and StateConflictError when another writer changed the state first.
+ */
+export interface TrafficStore {
+  /** For messages and logs: the state_dir, or "ConfigMap <ns>/<name>". */
+  readonly where: string;
+  load(): StateLoadResult;
+  commit(state: TrafficState, event: AuditEventInput): AuditEvent | Promise<AuditEvent>;
+  appendAudit(input: AuditEventInput): AuditEvent;
+  readAudit(limit: number): AuditEvent[];
+  lastVersionedEvent(): AuditEvent | null;
+}
+
+/**
+ * The shared state changed since this writer last read it (optimistic
+ * concurrency: another replica's write came first). `current` is the state
+ * now; the change must be decided again on it. Nothing was written.
+ */
+export class StateConflictError extends Error {
+  readonly current: TrafficState;
+  constructor(current: TrafficState) {
+    super(`the shared traffic state changed meanwhile (now at version ${current.version})`);
+    this.name = 'StateConflictError';
+    this.current = current;
+  }
+}
+
+export class FileStateStore implements TrafficStore {
   readonly #dir: string;
   readonly #statePath: string;
   readonly #auditPath: string;
@@ -100,6 +130,10 @@ export class FileStateStore {
   }
 
   get dir(): string {
+    return this.#dir;
+  }
+
+  get where(): string {
     return this.#dir;
   }
 

@@ -1,5 +1,5 @@
-// The one writer of traffic state (file mode): operator changes and the
-// rollout driver go through here. Each change is decided by the pure
+// The one writer of traffic state: operator changes and the rollout driver
+// go through here. Each change is decided by the pure
 // functions in rollout.ts / traffic-state.ts into a candidate state, recorded
 // (audit entry first, then the state file: FileStateStore.commit) and only
 // when both writes succeeded becomes the controller's state and is published
@@ -7,12 +7,19 @@
 // candidate is dropped, the operator gets 503 STATE_WRITE_FAILED, and a
 // rollout step the driver could not record is not taken (the rollout stays
 // on its step and the next tick decides again and retries the write).
+//
+// Changes run one at a time (#exclusive). With a shared store (kubernetes
+// mode: a ConfigMap written with optimistic concurrency) a write can find that
+// another replica changed the state first: the store throws StateConflictError,
+// the controller takes the store's newer state and decides the change again
+// on it (re-read and re-apply), so a change is never applied on a stale state.
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { RolloutPolicy } from '../config/types.ts';
 import type { Instruments } from '../metrics/instruments.ts';
 import type { Weights } from '../routing/traffic-split.ts';
 import type { Reconciler } from './reconciler.ts';
+import type { StatsSnapshot } from './step-stats.ts';
 import {
   isRolloutActive,
   pauseRollout,
@@ -26,7 +33,8 @@ import {
   type RolloutState,
   type RolloutTransition,
 } from './rollout.ts';
-import { StateWriteError, type FileStateStore } from './state-store.ts';
+import { StateConflictError, StateWriteError } from './state-store.ts';
+import type { TrafficStore } from './state-store.ts';
 import {
   applyRolloutTransition,
   applyWeights,
@@ -39,7 +47,18 @@ import {
 
 export interface TrafficDeps {
   readonly reconciler: Reconciler;
-  readonly store: FileStateStore;
+  readonly store: TrafficStore;
+  /**
+   * Whether this replica drives rollouts now (kubernetes mode: it holds the
+   * leader Lease). Default: always. The others keep their timer but skip ticks.
+   */
+  readonly drives?: () => boolean;
+  /**
+   * What the gates judge for (app, cluster) in the current step: by default
+   * this replica's own measurements; in kubernetes mode the leader merges
+   * every replica's (shared-step-stats).
+   */
+  readonly observe?: (app: string, cluster: string) => StatsSnapshot | null;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Instruments;
@@ -88,6 +107,8 @@ const REFUSAL_STATUS: Record<string, number> = {
   NOT_PAUSED: 409,
 };
 
+/** A change that keeps meeting newer state (another replica writing as fast) gives up after this many tries. */
+const MAX_CONFLICT_RETRIES = 5;
 /** Driver period with no short rollout interval in play. */
 const TICK_MS = 1000;
 /** Floor of the driver period (a rollout with a tiny interval must not spin the loop). */
@@ -105,6 +126,8 @@ export class TrafficController {
   /** Apps whose driver step could not be recorded: the failure, until a write for the app succeeds. */
   readonly #stalled = new Map<string, StateWriteFailure>();
   readonly #d: TrafficDeps;
+  /** The tail of the changes queue (#exclusive). */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(deps: TrafficDeps) {
     this.#d = deps;
@@ -182,7 +205,11 @@ export class TrafficController {
     return this.#d.store.readAudit(limit);
   }
 
-  setWeights(app: string, weights: unknown, opts: { force?: boolean; actor: string; reason?: string }): ActionResult {
+  setWeights(app: string, weights: unknown, opts: { force?: boolean; actor: string; reason?: string }): Promise<ActionResult> {
+    return this.#exclusive(() => this.#setWeights(app, weights, opts));
+  }
+
+  async #setWeights(app: string, weights: unknown, opts: { force?: boolean; actor: string; reason?: string }): Promise<ActionResult> {
     const current = this.weightsOf(app);
     if (current === null) return this.#refused(app, 'set_weights', null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, opts.actor);
     const clusters = this.#clusterNames();
@@ -204,7 +231,7 @@ export class TrafficController {
     }
     if (sameWeights(current, next)) return { ok: true, weights: current, rollout };
     const atomic = Object.values(next).includes(100);
-    const failed = this.#commit(applyWeights(this.#state, app, next), {
+    const failed = await this.#commit(applyWeights(this.#state, app, next), {
       actor: opts.actor,
       app,
       action: 'set_weights',
@@ -217,7 +244,11 @@ export class TrafficController {
     return { ok: true, weights: next, rollout };
   }
 
-  startRollout(app: string, req: RolloutRequest, actor: string): ActionResult {
+  startRollout(app: string, req: RolloutRequest, actor: string): Promise<ActionResult> {
+    return this.#exclusive(() => this.#startRollout(app, req, actor));
+  }
+
+  async #startRollout(app: string, req: RolloutRequest, actor: string): Promise<ActionResult> {
     const current = this.weightsOf(app);
     if (current === null) return this.#refused(app, 'rollout_start', null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, actor);
     const existing = this.rolloutOf(app);
@@ -250,7 +281,11 @@ export class TrafficController {
    * moving) weight to the pending cluster, so they pass the readiness gate first unless `force`;
    * `rollback` is the way out and is never gated.
    */
-  controlRollout(app: string, action: 'pause' | 'resume' | 'promote' | 'rollback', actor: string, opts: { force?: boolean } = {}): ActionResult {
+  controlRollout(app: string, action: 'pause' | 'resume' | 'promote' | 'rollback', actor: string, opts: { force?: boolean } = {}): Promise<ActionResult> {
+    return this.#exclusive(() => this.#controlRollout(app, action, actor, opts));
+  }
+
+  async #controlRollout(app: string, action: 'pause' | 'resume' | 'promote' | 'rollback', actor: string, opts: { force?: boolean }): Promise<ActionResult> {
     const current = this.weightsOf(app);
     const auditAction = `rollout_${action}` as const;
     if (current === null) return this.#refused(app, auditAction, null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, actor);
@@ -280,23 +315,71 @@ export class TrafficController {
     return null;
   }
 
-  /** One driver pass over progressing rollouts (also called by tests). */
-  tick(): void {
-    const now = this.#d.clock.wallNow();
-    for (const [app, t] of Object.entries(this.#state.apps)) {
-      const r = t.rollout;
-      if (r === null || r.phase !== 'progressing') continue;
-      const obs = this.#d.reconciler.stats.snapshotFor(app, r.pendingCluster);
-      const before = t.weights;
-      // A step that cannot be recorded is not taken: the rollout stays where it is and the
-      // next tick decides again (with fresher numbers) and retries the write.
-      this.#applyTransition(app, before, stepRollout(r, obs, now), 'rollout');
-    }
+  /**
+   * One driver pass over progressing rollouts (also called by tests). A
+   * replica that does not drive rollouts (not the leader) does nothing.
+   */
+  tick(): Promise<void> {
+    if (this.#d.drives !== undefined && !this.#d.drives()) return Promise.resolve();
+    return this.#exclusive(async () => {
+      const now = this.#d.clock.wallNow();
+      for (const [app, t] of Object.entries(this.#state.apps)) {
+        const r = t.rollout;
+        if (r === null || r.phase !== 'progressing') continue;
+        const obs = this.#d.observe?.(app, r.pendingCluster) ?? this.#d.reconciler.stats.snapshotFor(app, r.pendingCluster);
+        const before = t.weights;
+        // A step that cannot be recorded is not taken: the rollout stays where it is and the
+        // next tick decides again (with fresher numbers) and retries the write.
+        await this.#applyTransition(app, before, stepRollout(r, obs, now), 'rollout');
+      }
+    });
   }
 
-  #applyResult(app: string, current: Weights, r: RolloutResult, actor: string, action: AuditEvent['action']): ActionResult {
+  /**
+   * Runs `fn` after every change before it has finished (one change at a
+   * time). When the store reports that another writer changed the state
+   * first, the store's newer state is taken and `fn` runs again on it.
+   */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn();
+        } catch (err) {
+          if (!(err instanceof StateConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw err;
+          this.#adopt(err.current, 'conflict');
+        }
+      }
+    };
+    const p = this.#queue.then(run, run);
+    this.#queue = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    return p;
+  }
+
+  /**
+   * Another replica's change (the shared store's watch): it becomes this
+   * replica's state when it is newer. Returns whether it was taken.
+   */
+  adoptRemote(state: TrafficState): Promise<boolean> {
+    return this.#exclusive(async () => this.#adopt(state, 'remote'));
+  }
+
+  #adopt(state: TrafficState, why: 'remote' | 'conflict'): boolean {
+    if (state.version <= this.#state.version) return false;
+    this.#state = state;
+    this.#versionFloor = Math.max(this.#versionFloor, state.version);
+    this.#publish();
+    this.#reschedule();
+    this.#d.log.debug?.({ version: state.version, why }, 'traffic state from the shared store');
+    return true;
+  }
+
+  async #applyResult(app: string, current: Weights, r: RolloutResult, actor: string, action: AuditEvent['action']): Promise<ActionResult> {
     if (!r.ok) return this.#refused(app, action, current, REFUSAL_STATUS[r.code] ?? 409, r.code, r.message, actor);
-    const failed = this.#applyTransition(app, current, r, actor);
+    const failed = await this.#applyTransition(app, current, r, actor);
     if (failed !== null) return failed;
     // A rollout started or resumed with a short interval must not wait out the previous (longer) driver period.
     this.#reschedule();
@@ -304,7 +387,7 @@ export class TrafficController {
   }
 
   /** Records and applies a rollout transition; the refusal to answer when it could not be recorded. */
-  #applyTransition(app: string, before: Weights, t: RolloutTransition, actor: string): ActionResult | null {
+  async #applyTransition(app: string, before: Weights, t: RolloutTransition, actor: string): Promise<ActionResult | null> {
     const next = applyRolloutTransition(this.#state, t);
     if (next === this.#state || t.event === null) {
       // Nothing to record (waiting out the interval, holding for min_requests).
@@ -312,7 +395,7 @@ export class TrafficController {
       return null;
     }
     const after = next.apps[app]?.weights ?? before;
-    const failed = this.#commit(next, {
+    const failed = await this.#commit(next, {
       actor,
       app,
       action: auditActionFor(t.event.kind),
@@ -357,14 +440,15 @@ export class TrafficController {
    * the state and publishes it. On failure nothing changes and the refusal
    * to answer is returned (the failure is logged and kept for status).
    */
-  #commit(candidate: TrafficState, e: Omit<AuditEvent, 'id' | 'at' | 'result' | 'version'>): ActionResult | null {
+  async #commit(candidate: TrafficState, e: Omit<AuditEvent, 'id' | 'at' | 'result' | 'version'>): Promise<ActionResult | null> {
     // Versions are never reused, even after a change whose state write failed.
     const version = Math.max(candidate.version, this.#versionFloor + 1);
     const next = version === candidate.version ? candidate : { ...candidate, version };
     const at = new Date(this.#d.clock.wallNow()).toISOString();
     try {
-      this.#d.store.commit(next, { ...e, at, result: 'ok', version });
+      await this.#d.store.commit(next, { ...e, at, result: 'ok', version });
     } catch (err) {
+      if (err instanceof StateConflictError) throw err; // #exclusive re-reads and decides again
       if (err instanceof StateWriteError && err.phase === 'state') this.#versionFloor = version;
       return this.#writeFailed(e.app, e.action, err, e.actor === 'rollout');
     }
@@ -395,7 +479,7 @@ export class TrafficController {
     // The driver retries every tick: log the first failure of a run, not every retry.
     if (!byDriver || stalledBefore === undefined) {
       this.#d.log.error(
-        { app, action, stateDir: this.#d.store.dir, err: message },
+        { app, action, store: this.#d.store.where, err: message },
         byDriver
           ? 'TRAFFIC STATE NOT SAVED: rollout step not taken; the rollout stays on its step and retries every tick'
           : 'TRAFFIC STATE NOT SAVED: change refused; traffic unchanged',
@@ -404,7 +488,7 @@ export class TrafficController {
     return refuse(
       503,
       'STATE_WRITE_FAILED',
-      `the traffic state could not be saved in ${this.#d.store.dir} (${message}); nothing was changed`,
+      `the traffic state could not be saved in ${this.#d.store.where} (${message}); nothing was changed`,
     );
   }
 
@@ -415,7 +499,7 @@ export class TrafficController {
       this.#d.log.info({ app, attempts: stalled.attempts }, 'traffic state saved again; rollout moves on');
     }
     if (this.#writeFailure !== null) {
-      this.#d.log.info({ stateDir: this.#d.store.dir, failedWrites: this.#writeFailure.attempts }, 'traffic state writes work again');
+      this.#d.log.info({ store: this.#d.store.where, failedWrites: this.#writeFailure.attempts }, 'traffic state writes work again');
       this.#writeFailure = null;
     }
   }
@@ -493,11 +577,10 @@ export class TrafficController {
     this.#timer = this.#d.clock.setTimeout(() => {
       this.#timer = null;
       if (!this.#running) return;
-      try {
-        this.tick();
-      } catch (err) {
-        this.#d.log.error({ err: (err as Error).message }, 'rollout driver tick failed');
-      }
+      this.tick().then(
+        () => undefined,
+        (err: unknown) => this.#d.log.error({ err: (err as Error).message }, 'rollout driver tick failed'),
+      );
       if (this.#running && this.#timer === null) this.#schedule();
     }, this.#tickDelay());
     this.#timer.unref?.();

@@ -24,7 +24,7 @@ const gw = await startGateway({
 writeSync(1, 'READY\n');
 for (let i = 0; ; i++) {
   const green = 1 + (i % 99);
-  const r = gw.traffic.setWeights('llm', { blue: 100 - green, green }, { force: true, actor: 'writer' });
+  const r = await gw.traffic.setWeights('llm', { blue: 100 - green, green }, { force: true, actor: 'writer' });
   if (!r.ok) {
     writeSync(2, `refused: ${r.code} ${r.message}\n`);
     process.exit(1);
