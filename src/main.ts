@@ -19,7 +19,14 @@ import { UpgradeHandler } from './proxy/upgrade.ts';
 import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
-import { FileStateStore } from './control/state-store.ts';
+import { FileStateStore, type TrafficStore } from './control/state-store.ts';
+import { SharedStateStore } from './control/shared-store.ts';
+import { mergeWindows, type StatsSnapshot, type StatsWindow } from './control/step-stats.ts';
+import { rolloutStepKey } from './control/rollout.ts';
+import { ConfigMapDoc, KubeLeases } from './kubernetes/coordination.ts';
+import { Replicas, STEP_STATS_ANNOTATION } from './kubernetes/replicas.ts';
+import { loadKubeConfig } from './kubernetes/watch.ts';
+import { hostname } from 'node:os';
 import { HEARTBEAT_MS, StateLock } from './control/state-lock.ts';
 import type { UpstreamCluster } from './upstream/cluster.ts';
 import { KubernetesSource } from './kubernetes/source.ts';
@@ -88,6 +95,11 @@ export class Gateway {
   #stopWatch: (() => void) | null = null;
   #sweeper: TimerHandle | null = null;
   readonly #store: FileStateStore;
+  /** Kubernetes mode with several replicas (state_configmap + leader_lease); else null. */
+  readonly #shared: SharedStateStore | null = null;
+  readonly #doc: ConfigMapDoc | null = null;
+  readonly replicas: Replicas | null = null;
+  #invalidVersion: string | null = null;
   #stateLock: StateLock | null = null;
   #lockTimer: TimerHandle | null = null;
   #seriesTimer: TimerHandle | null = null;
@@ -104,13 +116,40 @@ export class Gateway {
     this.reconciler.onClustersRemoved = (removed) => this.#retireClusters(removed);
     this.#store = new FileStateStore(config.stateDir);
     this.#store.setGuard(() => (this.#stateLock?.lost ? `the state_dir lock is lost: ${this.#stateLock.lost}; this gateway no longer writes traffic state` : null));
+    // Kubernetes mode with several replicas: the traffic state lives in a ConfigMap all of them
+    // share, one of them (the leader Lease holder) drives rollouts, each counts the live ones.
+    const k = config.kubernetes;
+    let store: TrafficStore = this.#store;
+    if (k !== null && k.stateConfigMap !== null && k.leaderLease !== null) {
+      const kc = loadKubeConfig(k);
+      this.#doc = new ConfigMapDoc(kc, k.namespace, k.stateConfigMap);
+      this.#shared = new SharedStateStore(this.#doc, (err) => this.log.warn({ err: (err as Error).message }, 'could not write an audit entry to the shared state'));
+      store = this.#shared;
+      this.replicas = new Replicas({
+        identity: replicaIdentity(),
+        leaderLease: k.leaderLease,
+        durationMs: k.leaseDurationMs,
+        clock: this.clock,
+        leases: new KubeLeases(kc, k.namespace),
+        log: this.log.child({ component: 'replicas' }),
+        publish: () => this.#publishStepStats(),
+      });
+      this.replicas.onChange = () => this.#onReplicasChanged();
+    }
     this.traffic = new TrafficController({
       reconciler: this.reconciler,
-      store: this.#store,
+      store,
       clock: this.clock,
       log: this.log,
       metrics: this.metrics,
       onAudit: (e) => this.#mirrorAudit(e),
+      ...(this.replicas !== null
+        ? {
+            drives: () => this.replicas!.isLeader(),
+            observe: (app: string, cluster: string) => this.#observeAllReplicas(app, cluster),
+            restartStepsAtStart: false,
+          }
+        : {}),
     });
     this.proxy = new RequestPipeline({
       store: this.reconciler.store,
@@ -137,12 +176,28 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    // One gateway per state_dir: refused here, before anything listens (state-lock.ts).
-    const { lock, takenOver } = StateLock.acquire(this.#store.dir);
-    this.#stateLock = lock;
-    if (takenOver !== null) this.log.warn({ stateDir: this.#store.dir, previous: takenOver }, 'took over a stale state_dir lock');
-    this.#scheduleLockHeartbeat();
+    if (this.#shared === null) {
+      // One gateway per state_dir: refused here, before anything listens (state-lock.ts).
+      const { lock, takenOver } = StateLock.acquire(this.#store.dir);
+      this.#stateLock = lock;
+      if (takenOver !== null) this.log.warn({ stateDir: this.#store.dir, previous: takenOver }, 'took over a stale state_dir lock');
+      this.#scheduleLockHeartbeat();
+    } else {
+      await this.#startShared();
+    }
     this.traffic.start(); // loads persisted weights, publishes the first snapshot
+    if (this.#doc !== null && this.#shared !== null) {
+      const shared = this.#shared;
+      this.#doc.watch(
+        (data, version) => {
+          const r = shared.remote(data, version);
+          if (r.kind === 'state') void this.traffic.adoptRemote(r.state);
+          else if (r.kind === 'invalid') this.#sharedStateInvalid(version, r.message);
+        },
+        (err) => this.log.debug?.({ err: (err as Error)?.message ?? String(err) }, 'shared state watch ended; restarting'),
+      );
+    }
+    if (this.replicas !== null) await this.replicas.start();
     this.#syncPollersAndProbers();
     const cfg = this.config;
     if (cfg.kubernetes !== null) {
@@ -237,7 +292,8 @@ export class Gateway {
   #effectiveConfig(view: KubeView): GatewayConfig {
     const base = this.#fileConfig;
     if (base.kubernetes === null) return base;
-    return { ...base, clusters: clusterConfigs(view), applications: resolveRoleWeights(base.applications, base.defaults, view) };
+    const admission = this.replicas === null ? base.admission : { ...base.admission, gatewayReplicas: this.replicas.liveCount() };
+    return { ...base, admission, clusters: clusterConfigs(view), applications: resolveRoleWeights(base.applications, base.defaults, view) };
   }
 
   /**
@@ -337,10 +393,86 @@ export class Gateway {
     void src.watch.event({ name: rs.name, uid: rs.uid }, warning ? 'Warning' : 'Normal', reason, `app ${e.app}: ${e.reason}${weights} (by ${e.actor}${e.result !== 'ok' ? `, ${e.result}` : ''})`);
   }
 
+  /**
+   * Reads the shared state before the controller starts, waiting at most
+   * kubernetes.boot_wait: without an API server the gateway starts from the
+   * configured weights, and the watch brings the shared state when it can.
+   */
+  async #startShared(): Promise<void> {
+    const shared = this.#shared!;
+    const k = this.config.kubernetes!;
+    let timer: TimerHandle | null = null;
+    const late = new Promise<'late'>((resolve) => (timer = this.clock.setTimeout(() => resolve('late'), k.bootWaitMs)));
+    try {
+      const r = await Promise.race([shared.init().then(() => 'read' as const), late]);
+      if (r === 'late') this.log.warn({ where: shared.where, bootWaitMs: k.bootWaitMs }, 'shared traffic state not read yet (API server slow or away); starting from the configured weights, the watch brings it');
+    } catch (err) {
+      this.log.warn({ where: shared.where, err: (err as Error).message }, 'cannot read the shared traffic state; starting from the configured weights, the watch brings it');
+    } finally {
+      if (timer !== null) this.clock.clearTimeout(timer);
+    }
+  }
+
+  /** A version of the state ConfigMap that does not parse (a hand edit): refused, loudly; the last good state serves. */
+  #sharedStateInvalid(version: string, message: string): void {
+    if (this.#invalidVersion === version) return;
+    this.#invalidVersion = version;
+    const text = `${this.#shared!.where} (resourceVersion ${version}) refused: ${message}; the last good traffic state keeps serving, and the next change writes it back`;
+    this.log.error({ where: this.#shared!.where, version }, text);
+    const src = this.kubernetes;
+    if (src === null) return;
+    for (const rs of src.view.rayservices) if (rs.uid !== '') void src.watch.event({ name: rs.name, uid: rs.uid }, 'Warning', 'ServeGatewaySharedStateInvalid', text);
+  }
+
+  /** Kubernetes mode with shared state: where it lives, the version this replica has, a refused hand edit; else null. */
+  sharedStateStatus(): { configmap: string; version: string | null; invalid: string | null } | null {
+    const s = this.#shared;
+    return s === null ? null : { configmap: s.where, version: s.version, invalid: s.invalid };
+  }
+
+  /** The leader changed, or the live replica count (each replica's admission share). */
+  #onReplicasChanged(): void {
+    this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
+    this.traffic.onConfigChanged();
+  }
+
+  /** This replica's measurements of each rollout's current step, for the leader to merge. */
+  #publishStepStats(): Record<string, string> {
+    const out: Record<string, { cluster: string; step: string; window: StatsWindow }> = {};
+    for (const [app, t] of Object.entries(this.traffic.state.apps)) {
+      const r = t.rollout;
+      if (r === null || r.phase !== 'progressing') continue;
+      out[app] = { cluster: r.pendingCluster, step: rolloutStepKey(r), window: this.reconciler.stats.windowFor(app, r.pendingCluster) };
+    }
+    return { [STEP_STATS_ANNOTATION]: JSON.stringify(out) };
+  }
+
+  /** What the leader's gates judge: its own window of the step plus every live replica's (same step only). */
+  #observeAllReplicas(app: string, cluster: string): StatsSnapshot | null {
+    const r = this.traffic.rolloutOf(app);
+    if (r === null || this.replicas === null) return null;
+    const step = rolloutStepKey(r);
+    const windows: StatsWindow[] = [this.reconciler.stats.windowFor(app, cluster)];
+    for (const ann of this.replicas.othersAnnotations()) {
+      let published: unknown;
+      try {
+        published = JSON.parse(ann[STEP_STATS_ANNOTATION] ?? '{}');
+      } catch {
+        continue;
+      }
+      const e = (published as Record<string, { cluster?: unknown; step?: unknown; window?: StatsWindow }>)[app];
+      if (e !== undefined && e.cluster === cluster && e.step === step && e.window !== undefined) windows.push(e.window);
+    }
+    return mergeWindows(windows);
+  }
+
   /** Stops everything at once (tests, and the end of shutdown). */
   async close(): Promise<void> {
     this.draining = true;
     if (this.#upgradeRetry !== null) this.clock.clearTimeout(this.#upgradeRetry);
+    this.#doc?.stopWatch();
+    await this.replicas?.stop();
+    await this.#shared?.settle();
     await this.kubernetes?.stop();
     process.off('SIGHUP', this.#onHup);
     this.#stopWatch?.();
@@ -503,6 +635,8 @@ export class Gateway {
         }
       },
       kubernetesConnected: () => (self.kubernetes === null ? null : self.kubernetes.status().connected ? 1 : 0),
+      replicas: () =>
+        self.replicas === null ? null : { leader: self.replicas.isLeader() ? 1 : 0, live: self.replicas.liveCount(), sharedStateInvalid: self.#shared?.invalid ? 1 : 0 },
     };
   }
 }
@@ -576,4 +710,9 @@ function delay(clock: Clock, ms: number): Promise<void> {
     if (ms <= 0) return resolve();
     clock.setTimeout(resolve, ms);
   });
+}
+
+/** This replica's name: its pod name (POD_NAME from the downward API, else HOSTNAME, which Kubernetes sets to it). */
+function replicaIdentity(): string {
+  return process.env['POD_NAME'] || process.env['HOSTNAME'] || hostname();
 }

@@ -175,7 +175,7 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   'prom-client': ['metrics'],
   pino: ['main', 'cli'],
   opossum: ['health/prober.ts'],
-  '@kubernetes/client-node': ['kubernetes/watch.ts'],
+  '@kubernetes/client-node': ['kubernetes/watch.ts', 'kubernetes/coordination.ts'],
   undici: ['upstream', 'proxy', 'health/prober.ts'],
   yaml: ['config', 'sim'],
   // node:http servers: the data-plane listener (main.ts) and the simulator; proxy only for types.

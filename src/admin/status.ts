@@ -137,6 +137,21 @@ export function buildStatus(gw: Gateway): object {
 }
 
 /** Kubernetes mode: where the view came from, the RayServices, their clusters with roles. */
+function replicasStatus(gw: Gateway): object | null {
+  const r = gw.replicas;
+  if (r === null) return null;
+  const st = r.status();
+  return {
+    identity: st.identity,
+    leader: st.leader,
+    is_leader: st.isLeader,
+    live: st.live,
+    live_count: r.liveCount(),
+    last_sync_ms_ago: st.lastSyncMs === null ? null : Math.max(0, Math.round(gw.clock.wallNow() - st.lastSyncMs)),
+    last_error: st.lastError,
+  };
+}
+
 function kubernetesStatus(gw: Gateway): object | null {
   const src = gw.kubernetes;
   if (src === null) return null;
@@ -152,6 +167,9 @@ function kubernetesStatus(gw: Gateway): object | null {
     view_age_ms: st.viewAtMs === null ? null : Math.max(0, Math.round(wall - st.viewAtMs)),
     namespace: src.cfg.namespace,
     upgrade: src.cfg.upgrade,
+    // Several replicas (state_configmap + leader_lease): who leads, who is live, the shared state.
+    replicas: replicasStatus(gw),
+    shared_state: gw.sharedStateStatus(),
     rayservices: view.rayservices.map((rs) => {
       const deadline = rs.previousSinceMs === null ? null : rs.previousSinceMs + rs.deletionDelayMs;
       return {

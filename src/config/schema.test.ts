@@ -361,8 +361,18 @@ describe('validateConfig', () => {
       upgrade: 'rollout',
       lastKnownGood: resolve('/etc/gw/var/last-known-good.json'),
       bootWaitMs: 1_000,
+      stateConfigMap: null,
+      leaderLease: null,
+      leaseDurationMs: 15_000,
     });
     assert.equal(ok({ source: 'kubernetes', kubernetes: { selector: 'team=llm' } }).kubernetes!.upgrade, 'follow');
+    // Several replicas: both names together, a lease duration, and no hand-set divisor.
+    const ha = ok({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], state_configmap: 'gw-state', leader_lease: 'gw-leader', lease_duration: '5s' } }).kubernetes!;
+    assert.deepEqual([ha.stateConfigMap, ha.leaderLease, ha.leaseDurationMs], ['gw-state', 'gw-leader', 5_000]);
+    const divisor = bad({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], state_configmap: 'gw-state', leader_lease: 'gw-leader' }, admission: { gateway_replicas: 3 } });
+    assert.deepEqual(divisor.map((i) => i.path), ['admission.gateway_replicas']);
+    assert.match(divisor[0]!.message, /counted, not set/);
+    assert.deepEqual(bad({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], leader_lease: 'Bad Name', state_configmap: 'ok' } }).map((i) => i.path), ['kubernetes.leader_lease']);
     const issues = bad({
       source: 'kubernetes',
       kubernetes: { rayservices: ['Bad_Name'], selector: 'team=llm', upgrade: 'yolo', state_configmap: 'x', colour: 1 },
@@ -370,7 +380,7 @@ describe('validateConfig', () => {
       applications: { llm: { weights: { blue: 100 } } },
     });
     const paths = issues.map((i) => i.path);
-    for (const p of ['kubernetes.rayservices[0]', 'kubernetes.selector', 'kubernetes.upgrade', 'kubernetes.state_configmap', 'kubernetes.colour', 'clusters', 'applications.llm.weights.blue']) {
+    for (const p of ['kubernetes.rayservices[0]', 'kubernetes.selector', 'kubernetes.upgrade', 'kubernetes.leader_lease', 'kubernetes.colour', 'clusters', 'applications.llm.weights.blue']) {
       assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
     }
     assert.match(bad({ source: 'kubernetes' })[0]!.message, /rayservices or selector/);

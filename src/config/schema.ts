@@ -226,6 +226,9 @@ export function validateConfig(
   // In kubernetes mode clusters are discovered; weights name them by role.
   const clustersRaw = doc['clusters'];
   const kubernetes = source === 'kubernetes' ? parseKubernetes(v, doc['kubernetes'], stateDir, baseDir, stateBaseDir) : null;
+  if (kubernetes?.leaderLease && isObject(doc['admission']) && doc['admission']['gateway_replicas'] !== undefined && doc['admission']['gateway_replicas'] !== null) {
+    v.issue('admission.gateway_replicas', 'is counted, not set, with kubernetes.leader_lease: each replica divides the capacity by the live replicas (their member Leases); remove it');
+  }
   if (source !== 'kubernetes' && doc['kubernetes'] !== undefined && doc['kubernetes'] !== null) {
     v.issue('kubernetes', 'is only read with source: kubernetes');
   }
@@ -444,7 +447,7 @@ function parseUpstream(v: Checker, raw: Record<string, unknown>): UpstreamConfig
   };
 }
 
-const KUBERNETES_KEYS = ['namespace', 'rayservices', 'selector', 'kubeconfig', 'upgrade', 'last_known_good', 'boot_wait', 'state_configmap', 'leader_lease'] as const;
+const KUBERNETES_KEYS = ['namespace', 'rayservices', 'selector', 'kubeconfig', 'upgrade', 'last_known_good', 'boot_wait', 'state_configmap', 'leader_lease', 'lease_duration'] as const;
 const K8S_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_SELECTOR_RE = /^[A-Za-z0-9._\/-]+(\s*(=|==|!=)\s*[A-Za-z0-9._-]*)?(\s*,\s*[A-Za-z0-9._\/-]+(\s*(=|==|!=)\s*[A-Za-z0-9._-]*)?)*$/;
 
@@ -462,11 +465,22 @@ function parseKubernetes(v: Checker, raw: unknown, stateDir: string, baseDir: st
   if (raw === undefined || raw === null) v.issue('kubernetes', 'is required with source: kubernetes (at least rayservices or selector)');
   else if (!isObject(raw)) v.issue('kubernetes', 'must be a mapping');
   else v.unknownKeys(raw, 'kubernetes', KUBERNETES_KEYS);
+  // Several replicas: shared traffic state in a ConfigMap, a leader Lease, a member Lease each.
+  const names: Record<'state_configmap' | 'leader_lease', string | null> = { state_configmap: null, leader_lease: null };
   for (const key of ['state_configmap', 'leader_lease'] as const) {
-    if (k[key] !== undefined && k[key] !== null) {
-      v.issue(`kubernetes.${key}`, 'shared state across gateway replicas is not supported in this version: run one replica, whose state lives in state_dir');
+    const n = k[key];
+    if (n === undefined || n === null) continue;
+    if (typeof n !== 'string' || !K8S_NAME_RE.test(n) || n.length > 200) v.issue(`kubernetes.${key}`, `must be an object name: lowercase letters, digits and "-" (got ${show(n)})`);
+    else names[key] = n;
+  }
+  const given = (key: string): boolean => k[key] !== undefined && k[key] !== null;
+  for (const [key, other] of [['state_configmap', 'leader_lease'], ['leader_lease', 'state_configmap']] as const) {
+    if (given(other) && !given(key)) {
+      v.issue(`kubernetes.${key}`, `is required with kubernetes.${other}: replicas share their traffic state (state_configmap) and one of them, the leader_lease holder, drives rollouts`);
     }
   }
+  const leaseDurationMs = v.duration(k['lease_duration'], 'kubernetes.lease_duration', 15_000, { positive: true, max: 600_000 });
+  if (leaseDurationMs < 1_000) v.issue('kubernetes.lease_duration', 'must be at least 1s');
   let namespace = podNamespace();
   if (k['namespace'] !== undefined && k['namespace'] !== null) {
     if (typeof k['namespace'] !== 'string' || !K8S_NAME_RE.test(k['namespace']) || k['namespace'].length > 63) v.issue('kubernetes.namespace', `must be a namespace name (got ${show(k['namespace'])})`);
@@ -510,7 +524,7 @@ function parseKubernetes(v: Checker, raw: unknown, stateDir: string, baseDir: st
     else lastKnownGood = resolve(stateBaseDir, lkg);
   }
   const bootWaitMs = v.duration(k['boot_wait'], 'kubernetes.boot_wait', 1_000, { positive: true, max: 600_000 });
-  return { namespace, rayservices, selector, kubeconfig, upgrade, lastKnownGood, bootWaitMs };
+  return { namespace, rayservices, selector, kubeconfig, upgrade, lastKnownGood, bootWaitMs, stateConfigMap: names.state_configmap, leaderLease: names.leader_lease, leaseDurationMs };
 }
 
 function parseServer(v: Checker, raw: Record<string, unknown>): ServerConfig {

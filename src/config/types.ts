@@ -163,6 +163,12 @@ export interface KubernetesConfig {
   readonly lastKnownGood: string;
   /** How long the gateway waits for the first list from the API server before it boots from last_known_good. */
   readonly bootWaitMs: number;
+  /** The ConfigMap all replicas keep their traffic state in, or null (one replica: state_dir). */
+  readonly stateConfigMap: string | null;
+  /** The Lease whose holder drives rollouts (and the prefix of the replicas' member Leases), or null. */
+  readonly leaderLease: string | null;
+  /** Leader and member Lease duration: a replica whose Lease is older is gone. */
+  readonly leaseDurationMs: number;
 }
 
 /** The data-plane listener's limits toward clients (docs/security.md). 0 = off where allowed. */

@@ -53,6 +53,14 @@ export interface RolloutState {
   readonly updatedAtMs: number;
 }
 
+/**
+ * Names the current step of a rollout: the same string on every replica for
+ * the same step (kubernetes mode merges only measurements of one step).
+ */
+export function rolloutStepKey(r: RolloutState): string {
+  return `${r.startedAtMs}/${r.stepIndex}/${r.stepStartedAtMs}`;
+}
+
 export type RolloutEventKind =
   | 'started'
   | 'advanced'

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { EMPTY_SNAPSHOT, StepStats, StepStatsRegistry } from './step-stats.ts';
+import { EMPTY_SNAPSHOT, EMPTY_WINDOW, StepStats, StepStatsRegistry, mergeWindows } from './step-stats.ts';
 import type { StepOutcome } from './step-stats.ts';
 
 const ok = (latencyMs: number, ttfbMs: number | null = null): StepOutcome => ({
@@ -91,5 +91,27 @@ describe('StepStatsRegistry', () => {
     const r = new StepStatsRegistry();
     r.resetFor('x', 'y');
     assert.deepEqual(r.snapshotFor('x', 'y'), EMPTY_SNAPSHOT);
+  });
+});
+
+describe('mergeWindows: what the leader judges when every replica measured part of a step', () => {
+  it('gives exactly what one window fed every outcome gives (counts and p99 from summed buckets)', () => {
+    const all = new StepStats();
+    const parts = [new StepStats(), new StepStats(), new StepStats()];
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 3000; i++) {
+      const o: StepOutcome = { upstreamError: rnd() < 0.03, latencyMs: 1 + rnd() * rnd() * 900, ttfbMs: rnd() < 0.1 ? null : rnd() * 50, shed: rnd() < 0.01 };
+      all.record(o);
+      parts[i % 3]!.record(o);
+    }
+    const merged = mergeWindows(parts.map((p) => JSON.parse(JSON.stringify(p.window()))));
+    assert.deepEqual(merged, all.snapshot());
+    assert.ok(merged.requests > 2900 && merged.errors > 0 && merged.p99LatencyMs !== null);
+  });
+  it('is empty for no windows, and ignores buckets that cannot exist', () => {
+    assert.deepEqual(mergeWindows([]), EMPTY_SNAPSHOT);
+    const w = { ...EMPTY_WINDOW, requests: 1, latency: { buckets: [[-1, 5], [1e9, 5], [3, 1]] as Array<[number, number]>, max: 2 } };
+    assert.equal(mergeWindows([w]).p99LatencyMs, 2 ** (3 / 16));
   });
 });

@@ -98,6 +98,71 @@ export class LogHistogram {
     this.#count = 0;
     this.#max = 0;
   }
+
+  /** The non-empty buckets and the largest value: what another replica needs to merge this histogram. */
+  export(): SparseHistogram {
+    const buckets: Array<[number, number]> = [];
+    for (let i = 0; i < BUCKET_COUNT; i++) if (this.#counts[i]! > 0) buckets.push([i, this.#counts[i]!]);
+    return { buckets, max: this.#max };
+  }
+
+  /**
+   * Adds an exported histogram. Bucket counts add exactly, so quantiles of the
+   * sum are what one histogram fed every value would give (same bucket error).
+   */
+  merge(h: SparseHistogram): void {
+    for (const [i, n] of h.buckets) {
+      if (!Number.isInteger(i) || i < 0 || i >= BUCKET_COUNT || !(n > 0)) continue;
+      this.#counts[i]! += n;
+      this.#count += n;
+    }
+    if (h.max > this.#max) this.#max = h.max;
+  }
+}
+
+/** A histogram as plain data: [bucket, count] pairs and the largest value seen. */
+export interface SparseHistogram {
+  readonly buckets: ReadonlyArray<readonly [number, number]>;
+  readonly max: number;
+}
+
+/** A step's observation window as numbers that add up across gateway replicas. */
+export interface StatsWindow {
+  readonly requests: number;
+  readonly errors: number;
+  readonly shed: number;
+  readonly latency: SparseHistogram;
+  readonly ttfb: SparseHistogram;
+}
+
+/**
+ * What the gates judge when several replicas measured one step: counts add,
+ * histograms add bucket by bucket, and p99 is read from the summed buckets.
+ * That is exactly the p99 of one histogram fed every request of every
+ * replica: the same error as one replica's (the bucket's upper bound, at most
+ * about 4.4 % high, capped by the largest value seen; never low).
+ */
+export function mergeWindows(windows: readonly StatsWindow[]): StatsSnapshot {
+  let requests = 0;
+  let errors = 0;
+  let shed = 0;
+  const latency = new LogHistogram();
+  const ttfb = new LogHistogram();
+  for (const w of windows) {
+    requests += w.requests;
+    errors += w.errors;
+    shed += w.shed;
+    latency.merge(w.latency);
+    ttfb.merge(w.ttfb);
+  }
+  return {
+    requests,
+    errors,
+    errorRate: requests === 0 ? 0 : errors / requests,
+    p99LatencyMs: latency.quantile(0.99),
+    p99TtfbMs: ttfb.quantile(0.99),
+    shed,
+  };
 }
 
 /** The observation window for one (app, cluster). */
@@ -144,7 +209,14 @@ export class StepStats {
     this.#latency.reset();
     this.#ttfb.reset();
   }
+
+  /** The window as mergeable numbers (mergeWindows). */
+  window(): StatsWindow {
+    return { requests: this.#requests, errors: this.#errors, shed: this.#shed, latency: this.#latency.export(), ttfb: this.#ttfb.export() };
+  }
 }
+
+export const EMPTY_WINDOW: StatsWindow = { requests: 0, errors: 0, shed: 0, latency: { buckets: [], max: 0 }, ttfb: { buckets: [], max: 0 } };
 
 /**
  * StepStats per (app, cluster). `get` creates on first use; the data plane
@@ -177,6 +249,11 @@ export class StepStatsRegistry {
   /** The window so far, without creating an entry. Empty when never recorded. */
   snapshotFor(app: string, cluster: string): StatsSnapshot {
     return this.#byApp.get(app)?.get(cluster)?.snapshot() ?? EMPTY_SNAPSHOT;
+  }
+
+  /** The window so far as mergeable numbers. Empty when never recorded. */
+  windowFor(app: string, cluster: string): StatsWindow {
+    return this.#byApp.get(app)?.get(cluster)?.window() ?? EMPTY_WINDOW;
   }
 
   /** Starts a new window (call when stepRollout says `resetStats`). */

@@ -26,6 +26,7 @@ import {
   promoteRollout,
   restartStepTimer,
   resumeRollout,
+  rolloutStepKey,
   rollbackRollout,
   startRollout,
   stepRollout,
@@ -59,6 +60,12 @@ export interface TrafficDeps {
    * every replica's (shared-step-stats).
    */
   readonly observe?: (app: string, cluster: string) => StatsSnapshot | null;
+  /**
+   * Restart each progressing step's timer at start (default true: the step's
+   * measurements died with the old process). False with shared state: the
+   * other replicas' measurements of the step live on.
+   */
+  readonly restartStepsAtStart?: boolean;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Instruments;
@@ -157,8 +164,10 @@ export class TrafficController {
     let s = state ?? emptyTrafficState();
     this.#reconcileAudit(state, recovered !== null);
     // Step timing restarts: the measurements of a step in progress died with the old process.
-    for (const t of Object.values(s.apps)) {
-      if (t.rollout?.phase === 'progressing') s = applyRolloutTransition(s, restartStepTimer(t.rollout, this.#d.clock.wallNow()));
+    if (this.#d.restartStepsAtStart !== false) {
+      for (const t of Object.values(s.apps)) {
+        if (t.rollout?.phase === 'progressing') s = applyRolloutTransition(s, restartStepTimer(t.rollout, this.#d.clock.wallNow()));
+      }
     }
     this.#state = s;
     this.#publish();
@@ -369,6 +378,12 @@ export class TrafficController {
 
   #adopt(state: TrafficState, why: 'remote' | 'conflict'): boolean {
     if (state.version <= this.#state.version) return false;
+    // A rollout that moved to another step (by the leader): this replica's window starts again too.
+    for (const [app, t] of Object.entries(state.apps)) {
+      const r = t.rollout;
+      const was = this.#state.apps[app]?.rollout ?? null;
+      if (r !== null && (was === null || rolloutStepKey(was) !== rolloutStepKey(r))) this.#d.reconciler.stats.resetFor(app, r.pendingCluster);
+    }
     this.#state = state;
     this.#versionFloor = Math.max(this.#versionFloor, state.version);
     this.#publish();

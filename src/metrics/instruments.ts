@@ -19,6 +19,8 @@ export interface GaugeSources {
   rolloutFitsDeletionDelay?(): Iterable<[rayservice: string, app: string, value: number]>;
   /** Kubernetes mode: 1 while every watch is connected, null in file mode. */
   kubernetesConnected?(): number | null;
+  /** Several replicas: [is this replica the leader (1/0), live replicas, shared state refused (1/0)], or null. */
+  replicas?(): { leader: number; live: number; sharedStateInvalid: number } | null;
 }
 
 export class Instruments {
@@ -157,6 +159,21 @@ export class Instruments {
     });
     // prom-client's own names start with process_ or nodejs_: serve_gateway_process_cpu_seconds_total,
     // serve_gateway_nodejs_eventloop_lag_seconds (docs/metrics.md).
+    const replicaGauge = (name: string, help: string, pick: (r: { leader: number; live: number; sharedStateInvalid: number }) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          const r = sources.replicas?.() ?? null;
+          if (r !== null) this.set(pick(r));
+        },
+      });
+    };
+    replicaGauge('serve_gateway_leader', 'Kubernetes mode with leader_lease: 1 on the replica that holds the leader Lease (it drives rollouts), else 0.', (r) => r.leader);
+    replicaGauge('serve_gateway_live_replicas', 'Kubernetes mode with leader_lease: live gateway replicas (member Leases renewed within lease_duration); each app\'s capacity is divided by it.', (r) => r.live);
+    replicaGauge('serve_gateway_shared_state_invalid', 'Kubernetes mode with state_configmap: 1 while the state ConfigMap holds something that does not parse (a hand edit); the last good state serves.', (r) => r.sharedStateInvalid);
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'serve_gateway_' });
   }
 
