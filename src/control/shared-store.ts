@@ -81,10 +81,19 @@ export class SharedStateStore implements TrafficStore {
    * Throws when the document cannot be read at all.
    */
   async init(): Promise<void> {
-    const got = await this.#doc.read();
+    let got = await this.#doc.read();
     if (got === null) {
-      this.#loaded = { state: null, recovered: null };
-      return;
+      // The first replica creates the document (empty), so the others find and watch it.
+      try {
+        this.#version = await this.#doc.write(docData({ version: 0, apps: {} }, []), null);
+        this.#state = { version: 0, apps: {} };
+        this.#loaded = { state: null, recovered: null };
+        return;
+      } catch (err) {
+        if (!(err instanceof SharedDocConflict)) throw err;
+        got = await this.#doc.read(); // another replica was first
+        if (got === null) return;
+      }
     }
     this.#version = got.version;
     const parsed = parseDoc(got.data);

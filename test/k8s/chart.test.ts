@@ -31,7 +31,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfigText } from '../../src/config/load.ts';
 import { APISERVER_SETUP_TIMEOUT_MS, DEFAULT_CRDS, REPO, apiServerUnavailable, kubeconfigYaml, startApiServer, statusOf } from './apiserver.ts';
 import type { ApiServer } from './apiserver.ts';
-import { GATEWAY_ROLE_RULES, KubeRayPlayer, until } from './kuberay-player.ts';
+import { KubeRayPlayer, replicaRoleRules, until } from './kuberay-player.ts';
 
 const CHART = join(REPO, 'charts/serve-gateway');
 const FIXTURES = join(REPO, 'test/k8s/fixtures');
@@ -281,9 +281,11 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
       const expected = values.lifecycle.preStopSleepSeconds + Math.ceil(seconds(sd.drain_delay ?? '1s')) + Math.ceil(seconds(sd.grace_period ?? '30s')) + values.lifecycle.exitMarginSeconds;
       assert.equal(pod.terminationGracePeriodSeconds, expected, `${label}: terminationGracePeriodSeconds`);
       assert.deepEqual(c.lifecycle?.preStop?.exec?.command, ['sleep', String(values.lifecycle.preStopSleepSeconds)]);
-      // The Role is exactly what the gateway needs (the same rules the discovery suite grants).
+      // The Role is exactly what the gateway needs: what the discovery suite grants, and the state
+      // ConfigMap (by the name the rendered config gives) and the Leases of the shared state.
       const role = one(ms, 'Role');
-      assert.deepEqual(role.rules as V1PolicyRule[], GATEWAY_ROLE_RULES.map((r) => ({ ...r })), `${label}: the Role's rules`);
+      const stateCm = (parseYaml(ms.find((m) => m.kind === 'ConfigMap' && m.data?.['gateway.yaml'] !== undefined)!.data['gateway.yaml']) as { kubernetes: { state_configmap: string } }).kubernetes.state_configmap;
+      assert.deepEqual(role.rules as V1PolicyRule[], replicaRoleRules(stateCm), `${label}: the Role's rules`);
       assert.equal(ms.filter((m) => m.kind.startsWith('Cluster')).length, 0, `${label}: nothing cluster-wide`);
       // The config the chart renders is one the gateway accepts, with its state on the volume.
       const cm = ms.find((m) => m.kind === 'ConfigMap' && m.data?.['gateway.yaml'] !== undefined)!;
@@ -313,7 +315,10 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
     const hpa = one(full, 'HorizontalPodAutoscaler');
     assert.deepEqual([hpa.spec.minReplicas, hpa.spec.maxReplicas, hpa.spec.scaleTargetRef.name], [2, 6, 'gw-full']);
     const fullCfg = parseYaml(one(full, 'ConfigMap', 'gw-full').data['gateway.yaml']);
-    assert.equal(fullCfg.admission.gateway_replicas, 6, 'no shared state yet: each replica admits capacity / maxReplicas');
+    assert.equal(fullCfg.admission?.gateway_replicas, undefined, 'kubernetes mode counts the live replicas: no hand-set divisor');
+    assert.deepEqual([fullCfg.kubernetes.state_configmap, fullCfg.kubernetes.leader_lease], ['gw-full-state', 'gw-full-leader'], 'the replicas share their state');
+    const haRules = one(full, 'Role').rules.filter((r: { resources: string[] }) => r.resources.includes('configmaps') || r.resources.includes('leases'));
+    assert.deepEqual(haRules.find((r: { resourceNames?: string[] }) => r.resourceNames)?.resourceNames, ['gw-full-state'], 'the state ConfigMap is granted by name');
     assert.ok(fullCfg.admin.allowed_hosts.includes('gateway-admin.example.com') && fullCfg.admin.allowed_hosts.includes('gw-full-admin.gw-full.svc'));
     const sm = one(full, 'ServiceMonitor');
     assert.deepEqual(sm.spec.endpoints[0].authorization, { type: 'Bearer', credentials: { name: 'gw-admin', key: 'admin-token' } });
@@ -519,6 +524,11 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
     // The audit trail reaches the RayService as Events (events create is granted).
     const s = await status();
     assert.equal(s['kubernetes']['source'], 'api');
+    // The shared state is on: with the chart's Role the gateway created its state ConfigMap and took the leader Lease.
+    assert.equal(s['kubernetes']['replicas']?.['is_leader'], true, `leads: ${JSON.stringify(s['kubernetes']['replicas'])}`);
+    assert.equal(s['kubernetes']['replicas']?.['last_error'], null);
+    const stateCm = await core.readNamespacedConfigMap({ namespace: 'gw', name: 'run-serve-gateway-state' });
+    assert.ok(stateCm.data?.['traffic-state.json'], 'the state ConfigMap exists, created by the gateway');
     assert.equal(s['kubernetes']['last_error'] ?? null, null, `no API error: ${JSON.stringify(s['kubernetes']['last_error'])}`);
 
     // The chart's Role, enforced by the API server's RBAC authorizer: only what it grants.

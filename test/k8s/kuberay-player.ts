@@ -44,6 +44,20 @@ export const GATEWAY_ROLE_RULES: readonly V1PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
 ];
 
+/**
+ * The Role of gateways that share their state (kubernetes.state_configmap and
+ * leader_lease): GATEWAY_ROLE_RULES plus the state ConfigMap by name, its
+ * creation, and the Leases (deploy/rbac.yaml, the Helm chart).
+ */
+export function replicaRoleRules(stateConfigMap: string): V1PolicyRule[] {
+  return [
+    ...GATEWAY_ROLE_RULES.map((r) => ({ ...r })),
+    { apiGroups: [''], resources: ['configmaps'], resourceNames: [stateConfigMap], verbs: ['get', 'update', 'list', 'watch'] },
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
+  ];
+}
+
 /** serveConfigV2 with two apps: `llm` at /llm and `default` at /. */
 export const SERVE_CONFIG_V2 = `applications:
   - name: llm

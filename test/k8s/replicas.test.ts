@@ -22,11 +22,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { V1PolicyRule } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { APISERVER_SETUP_TIMEOUT_MS, REPO, apiServerUnavailable, startApiServer } from './apiserver.ts';
 import type { ApiServer, ServiceAccountAccess } from './apiserver.ts';
-import { ADMIN_TOKEN, GATEWAY_ROLE_RULES, KubeRayPlayer, Load, appRollout, appWeights, describeOutcomes, until } from './kuberay-player.ts';
+import { ADMIN_TOKEN, KubeRayPlayer, Load, appRollout, appWeights, describeOutcomes, replicaRoleRules, until } from './kuberay-player.ts';
 
 const unavailable = apiServerUnavailable();
 const NS = 'ray';
@@ -39,13 +38,6 @@ const REACT_MS = 30_000;
 /** llm: 2 replicas × max_ongoing_requests 16 (SERVE_CONFIG_V2). */
 const CAPACITY = 32;
 
-/** What a replica needs beyond the single gateway's Role: the state ConfigMap and the Leases (deploy/rbac.yaml). */
-export const REPLICA_ROLE_RULES: readonly V1PolicyRule[] = [
-  ...GATEWAY_ROLE_RULES,
-  { apiGroups: [''], resources: ['configmaps'], resourceNames: [STATE_CM], verbs: ['get', 'update', 'list', 'watch'] },
-  { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
-];
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -174,7 +166,7 @@ describe('three gateway replicas: shared state, one leader, admission shares (re
     async () => {
       server = await startApiServer();
       await server.applyCrds();
-      sa = await server.serviceAccountKubeConfig({ name: 'serve-gateway', namespace: NS, rules: [...REPLICA_ROLE_RULES] });
+      sa = await server.serviceAccountKubeConfig({ name: 'serve-gateway', namespace: NS, rules: replicaRoleRules(STATE_CM) });
       player = new KubeRayPlayer({ server, namespace: NS, name: RS, deletionDelaySeconds: 600, apps: { llm: { latency_ms: 200 }, default: { latency_ms: 2 } } });
       await player.createRayService();
       blue = await player.deployFirstCluster();

@@ -89,8 +89,11 @@ process to exit. Defaults as the gateway's: drain_delay 1s, grace_period 30s.
 The gateway config (gateway.yaml): .Values.config with the keys the chart owns
 set: the listeners (on all interfaces, at containerPorts), the admin token's
 variable, the admin Service's names as allowed Host names, kubernetes.namespace
-(the Role's namespace: the release's unless given), and, with several
-replicas and no state sharing yet, admission.gateway_replicas.
+(the Role's namespace: the release's unless given), in kubernetes mode the
+shared state (kubernetes.state_configmap <fullname>-state and
+kubernetes.leader_lease <fullname>-leader, unless given: set them to null for
+one replica with its state in state_dir), and in file mode with several
+replicas admission.gateway_replicas.
 */}}
 {{- define "serve-gateway.config" -}}
 {{- $cfg := deepCopy .Values.config }}
@@ -118,13 +121,28 @@ replicas and no state sharing yet, admission.gateway_replicas.
 {{- fail "config.kubernetes: give rayservices or selector, not both (values.yaml sets rayservices: [llm]; to pick RayServices by label set config.kubernetes.rayservices to null)" }}
 {{- end }}
 {{- $_ := set $k "namespace" (include "serve-gateway.watchNamespace" .) }}
+{{- if not (hasKey $k "state_configmap") }}{{ $_ := set $k "state_configmap" (printf "%s-state" $fullname) }}{{ end }}
+{{- if not (hasKey $k "leader_lease") }}{{ $_ := set $k "leader_lease" (printf "%s-leader" $fullname) }}{{ end }}
 {{- $_ := set $cfg "kubernetes" $k }}
-{{- end }}
+{{- else }}
 {{- $replicas := ternary (int .Values.autoscaling.maxReplicas) (int .Values.replicaCount) .Values.autoscaling.enabled }}
 {{- $adm := default dict $cfg.admission }}
 {{- if and (gt $replicas 1) (not (hasKey $adm "gateway_replicas")) }}
 {{- $_ := set $adm "gateway_replicas" $replicas }}
 {{- $_ := set $cfg "admission" $adm }}
 {{- end }}
+{{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The state ConfigMap's name when the gateway shares its state (kubernetes mode
+with kubernetes.state_configmap), else empty: the Role grants it by name.
+*/}}
+{{- define "serve-gateway.stateConfigMap" -}}
+{{- $cfg := include "serve-gateway.config" . | fromYaml }}
+{{- if eq (toString (default "file" $cfg.source)) "kubernetes" }}
+{{- $k := default dict $cfg.kubernetes }}
+{{- if and $k.state_configmap $k.leader_lease }}{{ $k.state_configmap }}{{ end }}
+{{- end }}
 {{- end }}
