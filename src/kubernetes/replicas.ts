@@ -118,7 +118,7 @@ export class Replicas {
   /** Runs the first round (so the caller knows the leader and members), then every renewMs. */
   async start(): Promise<void> {
     this.#running = true;
-    await this.#roundNow();
+    await this.sync();
     this.#schedule();
   }
 
@@ -148,13 +148,15 @@ export class Replicas {
     if (!this.#running) return;
     this.#timer = this.#o.clock.setTimeout(() => {
       this.#timer = null;
-      void this.#roundNow().finally(() => this.#schedule());
+      void this.sync().finally(() => this.#schedule());
     }, this.renewMs);
     this.#timer.unref?.();
   }
 
-  #roundNow(): Promise<void> {
-    this.#round = this.#roundOnce().catch((err: unknown) => {
+  /** One round now: renew this replica's Lease, renew or check the leader's, list the members. Never throws. */
+  sync(): Promise<void> {
+    // One round at a time: a round reads resourceVersions that the next one writes over.
+    this.#round = this.#round.then(() => this.#roundOnce()).catch((err: unknown) => {
       const msg = (err as Error).message ?? String(err);
       if (this.#lastError !== msg) this.#o.log.warn({ err: msg }, 'gateway replica Leases: API call failed; retrying');
       this.#lastError = msg;
