@@ -18,12 +18,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { APISERVER_SETUP_TIMEOUT_MS, REPO, apiServerUnavailable, startApiServer } from './apiserver.ts';
+import { APISERVER_SETUP_TIMEOUT_MS, REPO, apiServerUnavailable, freePort, startApiServer } from './apiserver.ts';
 import type { ApiServer, ServiceAccountAccess } from './apiserver.ts';
 import { ADMIN_TOKEN, KubeRayPlayer, Load, appRollout, appWeights, describeOutcomes, replicaRoleRules, until } from './kuberay-player.ts';
 
@@ -40,17 +39,6 @@ const CAPACITY = 32;
 
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 interface Replica {
   readonly name: string;

@@ -16,12 +16,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, loadAllYaml } from '@kubernetes/client-node';
 import { RayFleet } from '../../src/sim/ray-fleet.ts';
 import type { RayFleetOptions } from '../../src/sim/ray-fleet.ts';
-import { K8S_DEADLINE, REPO, apiServerBinary, startApiServer } from '../k8s/apiserver.ts';
+import { K8S_DEADLINE, REPO, apiServerBinary, freePort, startApiServer } from '../k8s/apiserver.ts';
 import type { ApiServer } from '../k8s/apiserver.ts';
 import { Kubelet, netnsProblem } from './kubelet.ts';
 import type { KubeletOptions } from './kubelet.ts';
@@ -72,17 +71,6 @@ const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 /** A child process with its output in a log file and the last lines in memory. */
 export class Proc {
