@@ -6,10 +6,10 @@
 //                                   serve-gateway.ray.io/group=<leader_lease>; annotation
 //                                   serve-gateway.ray.io/step-stats = its rollout-step measurements
 //
-// Every `renewMs` (a third of the lease duration) a replica renews its member
-// Lease, then renews (leader) or checks (others) the leader Lease, taking it
-// over when the holder's renewal is older than the lease duration, then lists
-// the members. A member is live while its last renewal is younger than its
+// Every `renewMs` (a third of the lease duration), and right after another
+// replica's Lease would expire, a replica renews its member Lease, then renews
+// (leader) or checks (others) the leader Lease, taking it over when the
+// holder's renewal is older than the lease duration, then lists the members. A member is live while its last renewal is younger than its
 // lease duration; the live count divides each app's capacity (admission).
 // Writes name the resourceVersion they read, so two replicas taking over an
 // expired lease at once cannot both win.
@@ -24,6 +24,8 @@ import type { LeaseApi, LeaseRecord } from './coordination.ts';
 
 export const GROUP_LABEL = 'serve-gateway.ray.io/group';
 export const STEP_STATS_ANNOTATION = 'serve-gateway.ray.io/step-stats';
+/** A round planned for a lease's expiry runs this long after it. */
+const EXPIRY_SLACK_MS = 20;
 
 export interface ReplicasOptions {
   /** This replica's name (its pod name). */
@@ -58,6 +60,8 @@ export class Replicas {
   readonly #o: ReplicasOptions;
   readonly #memberName: string;
   #members: LeaseRecord[] = [];
+  /** The leader Lease as last read. */
+  #leaderRecord: LeaseRecord | null = null;
   #leader: string | null = null;
   /** Local clock (monotonic ms) of this replica's last successful leader renewal, or null. */
   #leadingSince: number | null = null;
@@ -149,8 +153,27 @@ export class Replicas {
     this.#timer = this.#o.clock.setTimeout(() => {
       this.#timer = null;
       void this.sync().finally(() => this.#schedule());
-    }, this.renewMs);
+    }, this.#nextRoundMs());
     this.#timer.unref?.();
+  }
+
+  /**
+   * The next round: a renewal period from now, or sooner, just after the
+   * leader's Lease or another member's would expire (a follower takes over,
+   * and the live count shrinks, as soon as a lease duration has passed).
+   */
+  #nextRoundMs(): number {
+    const wall = this.#o.clock.wallNow();
+    let d = this.renewMs;
+    const soon = (renewedAtMs: number | null, durationS: number): void => {
+      if (renewedAtMs === null) return;
+      const left = renewedAtMs + durationS * 1000 - wall + EXPIRY_SLACK_MS;
+      if (left > 0) d = Math.min(d, left);
+    };
+    const l = this.#leaderRecord;
+    if (l !== null && l.holder !== null && l.holder !== '' && l.holder !== this.#o.identity) soon(l.renewedAtMs, l.durationS);
+    for (const m of this.#members) if (m.name !== this.#memberName) soon(m.renewedAtMs, m.durationS);
+    return Math.max(EXPIRY_SLACK_MS, d);
   }
 
   /** One round now: renew this replica's Lease, renew or check the leader's, list the members. Never throws. */
@@ -199,9 +222,9 @@ export class Replicas {
       this.#leader = identity;
     } else {
       this.#leadingSince = null;
-      const again = await leases.get(leaderLease);
-      this.#leader = again?.holder || null;
     }
+    this.#leaderRecord = await leases.get(leaderLease);
+    this.#leader = leading ? identity : this.#leaderRecord?.holder || null;
 
     // 3. The members.
     this.#members = await leases.list(`${GROUP_LABEL}=${leaderLease}`);
