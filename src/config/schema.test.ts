@@ -373,6 +373,7 @@ describe('validateConfig', () => {
     assert.deepEqual(divisor.map((i) => i.path), ['admission.gateway_replicas']);
     assert.match(divisor[0]!.message, /counted, not set/);
     assert.deepEqual(bad({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], leader_lease: 'Bad Name', state_configmap: 'ok' } }).map((i) => i.path), ['kubernetes.leader_lease']);
+    assert.match(bad({ source: 'kubernetes', kubernetes: { rayservices: ['llm'] }, admission: { gateway_replicas: 2 } })[0]!.message, /counted, not set, in kubernetes mode/);
     const issues = bad({
       source: 'kubernetes',
       kubernetes: { rayservices: ['Bad_Name'], selector: 'team=llm', upgrade: 'yolo', state_configmap: 'x', colour: 1 },

@@ -226,8 +226,13 @@ export function validateConfig(
   // In kubernetes mode clusters are discovered; weights name them by role.
   const clustersRaw = doc['clusters'];
   const kubernetes = source === 'kubernetes' ? parseKubernetes(v, doc['kubernetes'], stateDir, baseDir, stateBaseDir) : null;
-  if (kubernetes?.leaderLease && isObject(doc['admission']) && doc['admission']['gateway_replicas'] !== undefined && doc['admission']['gateway_replicas'] !== null) {
-    v.issue('admission.gateway_replicas', 'is counted, not set, with kubernetes.leader_lease: each replica divides the capacity by the live replicas (their member Leases); remove it');
+  if (kubernetes !== null && isObject(doc['admission']) && doc['admission']['gateway_replicas'] !== undefined && doc['admission']['gateway_replicas'] !== null) {
+    v.issue(
+      'admission.gateway_replicas',
+      kubernetes.leaderLease !== null
+        ? 'is counted, not set, with kubernetes.leader_lease: each replica divides the capacity by the live replicas (their member Leases); remove it'
+        : 'is counted, not set, in kubernetes mode: give kubernetes.state_configmap and kubernetes.leader_lease for several replicas (they count each other), or run one replica; remove it',
+    );
   }
   if (source !== 'kubernetes' && doc['kubernetes'] !== undefined && doc['kubernetes'] !== null) {
     v.issue('kubernetes', 'is only read with source: kubernetes');
