@@ -403,9 +403,20 @@ export class Gateway {
     const k = this.config.kubernetes!;
     let timer: TimerHandle | null = null;
     const late = new Promise<'late'>((resolve) => (timer = this.clock.setTimeout(() => resolve('late'), k.bootWaitMs)));
+    const read = shared.init();
     try {
-      const r = await Promise.race([shared.init().then(() => 'read' as const), late]);
-      if (r === 'late') this.log.warn({ where: shared.where, bootWaitMs: k.bootWaitMs }, 'shared traffic state not read yet (API server slow or away); starting from the configured weights, the watch brings it');
+      const r = await Promise.race([read.then(() => 'read' as const), late]);
+      if (r === 'late') {
+        this.log.warn({ where: shared.where, bootWaitMs: k.bootWaitMs }, 'shared traffic state not read yet (API server slow or away); starting from the configured weights, the watch brings it');
+        // Read after all: the controller has started by then, so it takes the state as another replica's.
+        read.then(
+          () => {
+            const state = shared.load().state;
+            if (state !== null) void this.traffic.adoptRemote(state);
+          },
+          () => {},
+        );
+      }
     } catch (err) {
       this.log.warn({ where: shared.where, err: (err as Error).message }, 'cannot read the shared traffic state; starting from the configured weights, the watch brings it');
     } finally {
