@@ -415,7 +415,7 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
     await core.createNamespacedSecret({ namespace: 'gw-full', body: { metadata: { name: 'gw-admin' }, stringData: { 'admin-token': 'full-values-token' } } });
     const full = await helmOk(['install', 'gw', CHART, '--namespace', 'gw-full', '-f', FULL_VALUES], kubeconfig);
     console.log(`# helm install (full values): ${full.ms.toFixed(0)} ms`);
-    assert.match(full.stdout, /several replicas share no traffic state in this version/);
+    assert.match(full.stdout, /Several replicas: they share one traffic state \(ConfigMap gw-full-state\)/);
     for (const [what, read] of [
       ['Deployment', () => apps.readNamespacedDeployment({ namespace: 'gw-full', name: 'gw-full' })],
       ['Role in ray-full', () => rbac.readNamespacedRole({ namespace: 'ray-full', name: 'gw-full' })],
