@@ -114,12 +114,6 @@ export class FleetCluster implements DashboardSource {
     return this.#fleet.maxBodyBytes;
   }
 
-  /** App statuses now (empty before the first PUT). */
-  appStatuses(): Record<string, ServeAppStatus> {
-    const out: Record<string, ServeAppStatus> = {};
-    for (const [name, rt] of this.runtimes) out[name] = rt.status;
-    return out;
-  }
 
   /** Serve's node addresses, the head's first (the proxy with index 0 plays the head's). */
   #orderedNodes(): string[] {

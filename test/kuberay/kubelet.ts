@@ -118,10 +118,6 @@ export class Kubelet {
     this.#addresses.clear();
   }
 
-  /** The address of a pod (namespace/name), or null. */
-  addressOf(key: string): string | null {
-    return this.#pods.get(key)?.ip ?? null;
-  }
 
   #record(pod: string, what: KubeletEvent['what'], detail = ''): void {
     this.events.push({ atMs: Date.now(), pod, what, detail });

@@ -216,9 +216,6 @@ export class RayServiceUnderTest {
     return list.items;
   }
 
-  async delete(): Promise<void> {
-    await this.#custom.deleteNamespacedCustomObject({ ...RS, namespace: this.namespace, name: this.name }).catch(() => {});
-  }
 
   async stop(): Promise<void> {
     await this.#informer.stop().catch(() => {});

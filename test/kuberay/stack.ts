@@ -117,14 +117,6 @@ export class Proc {
     return this.#tail.slice(-n).join('\n');
   }
 
-  /** Lines of the whole log matching `re`. */
-  grep(re: RegExp): string[] {
-    try {
-      return readFileSync(this.logPath, 'utf8').split('\n').filter((l) => re.test(l));
-    } catch {
-      return [];
-    }
-  }
 
   async stop(): Promise<void> {
     if (this.exitInfo !== null) return;
