@@ -25,6 +25,8 @@ import { mergeWindows, type StatsSnapshot, type StatsWindow } from './control/st
 import { rolloutStepKey } from './control/rollout.ts';
 import { ConfigMapDoc, KubeLeases } from './kubernetes/coordination.ts';
 import { Replicas, STEP_STATS_ANNOTATION } from './kubernetes/replicas.ts';
+import { GatewayApiController } from './kubernetes/gateway-controller.ts';
+import type { GatewayApiModel } from './kubernetes/gateway-api.ts';
 import { loadKubeConfig } from './kubernetes/watch.ts';
 import { hostname } from 'node:os';
 import { HEARTBEAT_MS, StateLock } from './control/state-lock.ts';
@@ -85,6 +87,8 @@ export class Gateway {
   #fileConfig: GatewayConfig;
   /** Kubernetes mode: the discovery source (null in file mode). */
   kubernetes: KubernetesSource | null = null;
+  /** Gateway API mode (kubernetes.gateway_api); else null. */
+  gatewayApi: GatewayApiController | null = null;
   /** Upgrade actions not yet possible (target not serving yet), retried until done (#owe). */
   #owedUpgrades: { prev: KubeView } | null = null;
   /** The last upgrade pass had a state write fail (retry slowly). */
@@ -203,6 +207,23 @@ export class Gateway {
     if (cfg.kubernetes !== null) {
       this.kubernetes = new KubernetesSource(cfg.kubernetes, this.clock, this.log.child({ component: 'kubernetes' }));
       this.kubernetes.onView = (view, prev) => this.#applyView(view, prev);
+      const gwCfg = cfg.kubernetes.gatewayApi;
+      if (gwCfg !== null) {
+        // HTTPRoutes decide first: until they are listed, no request has a route (SPEC §11).
+        this.reconciler.setGatewayRules([]);
+        const source = this.kubernetes;
+        this.gatewayApi = new GatewayApiController({
+          cfg: gwCfg,
+          namespace: cfg.kubernetes.namespace,
+          watch: source.watch,
+          clock: this.clock,
+          log: this.log.child({ component: 'gateway-api' }),
+          writesStatus: () => this.replicas === null || this.replicas.isLeader(),
+          rayClusters: () => new Set(source.view.clusters.map((c) => c.name)),
+          onModel: (model) => this.#applyGatewayModel(model),
+        });
+        source.onWatchChange = () => this.gatewayApi?.schedule();
+      }
       this.kubernetes.start();
     }
     await listen(this.server, this.#opts.listenPort ?? cfg.listen.port, cfg.listen.host);
@@ -293,7 +314,8 @@ export class Gateway {
     const base = this.#fileConfig;
     if (base.kubernetes === null) return base;
     const admission = this.replicas === null ? base.admission : { ...base.admission, gatewayReplicas: this.replicas.liveCount() };
-    return { ...base, admission, clusters: clusterConfigs(view), applications: resolveRoleWeights(base.applications, base.defaults, view) };
+    const plain = this.gatewayApi?.model?.services ?? [];
+    return { ...base, admission, clusters: [...clusterConfigs(view), ...plain], applications: resolveRoleWeights(base.applications, base.defaults, view) };
   }
 
   /**
@@ -337,6 +359,8 @@ export class Gateway {
   async #runUpgrades(actions: readonly UpgradeAction[]): Promise<boolean> {
     let owed = false;
     for (const a of actions) {
+      // Gateway API mode: an app reached by an HTTPRoute moves with its weights, not by our policy.
+      if (this.reconciler.current?.apps.get(a.app)?.weightsFrom != null) continue;
       if (a.kind !== 'promote' && this.traffic.notReadyReason(a.app, a.to) !== null) {
         // Often only the dashboard's answer is stale (KubeRay promoted on RUNNING since the last poll).
         this.pollers.get(a.to)?.pollSoon();
@@ -445,6 +469,15 @@ export class Gateway {
   #onReplicasChanged(): void {
     this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
     this.traffic.onConfigChanged();
+    this.gatewayApi?.schedule(); // a new leader writes the Gateway API status
+  }
+
+  /** Gateway API mode: new HTTPRoute rules or plain-Service backends. */
+  #applyGatewayModel(model: GatewayApiModel): void {
+    this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
+    this.reconciler.setGatewayRules(model.rules);
+    this.traffic.onConfigChanged();
+    this.#syncPollersAndProbers();
   }
 
   /** This replica's measurements of each rollout's current step, for the leader to merge. */
@@ -484,6 +517,7 @@ export class Gateway {
     this.#doc?.stopWatch();
     await this.replicas?.stop();
     await this.#shared?.settle();
+    this.gatewayApi?.stop();
     await this.kubernetes?.stop();
     process.off('SIGHUP', this.#onHup);
     this.#stopWatch?.();
@@ -539,6 +573,8 @@ export class Gateway {
       }
     }
     for (const [name, cluster] of this.reconciler.clusters) {
+      // A plain Service (Gateway API mode) has no Serve /-/healthz: passive health only.
+      if (cfg.clusters.find((c) => c.name === name)?.plainService === true) continue;
       if (!this.probers.has(name)) {
         const prober = new ClusterProber(cluster, cfg.health, this.clock, this.log, this.#opts.probe);
         this.probers.set(name, prober);

@@ -205,6 +205,9 @@ const PURE_FILES: readonly string[] = [
   'control/traffic-state.ts',
   'control/step-stats.ts',
   'kubernetes/upgrade-policy.ts',
+  'kubernetes/gateway-api.ts',
+  'core/gateway-rule.ts',
+  'routing/gateway-routes.ts',
 ];
 const IMPURE_MODULES = [
   'node:http',

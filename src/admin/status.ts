@@ -87,6 +87,8 @@ export function buildStatus(gw: Gateway): object {
     // What `traffic rollout` uses unless told otherwise (the app's config policy).
     rollout_policy: policyJson((gw.config.applications.get(app.name) ?? gw.config.defaults).rollout),
     weights,
+    // Gateway API mode: the HTTPRoute whose backendRef weights these are (the admin API does not set them).
+    weights_from: app.weightsFrom === null ? 'gateway' : `httproute ${app.weightsFrom}`,
     clusters: app.targets.map((t, i) => ({
       cluster: t.cluster.name,
       role: roleOf.get(t.cluster.name) ?? null,
@@ -170,6 +172,7 @@ function kubernetesStatus(gw: Gateway): object | null {
     // Several replicas (state_configmap + leader_lease): who leads, who is live, the shared state.
     replicas: replicasStatus(gw),
     shared_state: gw.sharedStateStatus(),
+    gateway_api: gw.gatewayApi?.report() ?? null,
     rayservices: view.rayservices.map((rs) => {
       const deadline = rs.previousSinceMs === null ? null : rs.previousSinceMs + rs.deletionDelayMs;
       return {

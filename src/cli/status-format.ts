@@ -45,6 +45,9 @@ export function formatStatus(s: Json): string {
     }
   }
   lines.push(table(rows));
+  // Gateway API mode: these weights are an HTTPRoute's, moved by whoever writes it (KubeRay).
+  const owned = apps.filter((a) => typeof a['weights_from'] === 'string' && a['weights_from'].startsWith('httproute '));
+  for (const a of owned) lines.push(`weights of ${a['name']} from ${a['weights_from']} (set them there, not here)`);
   lines.push('');
   const hr: string[][] = [['APP', 'HEALTH', 'WHY']];
   for (const a of apps) hr.push([a['name'], a['status'], a['status_reason']]);

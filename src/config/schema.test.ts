@@ -364,7 +364,17 @@ describe('validateConfig', () => {
       stateConfigMap: null,
       leaderLease: null,
       leaseDurationMs: 15_000,
+      gatewayApi: null,
     });
+    // Gateway API mode (SPEC §11): the default controller name, a named Service, refusals with the key path.
+    const gw = ok({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], gateway_api: { enabled: true, service: 'serve-gateway' } } }).kubernetes!.gatewayApi;
+    assert.deepEqual(gw, { controllerName: 'serve-gateway.io/gateway-controller', service: 'serve-gateway' });
+    assert.equal(ok({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], gateway_api: { enabled: false } } }).kubernetes!.gatewayApi, null);
+    assert.equal(ok({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], gateway_api: { controller_name: 'example.com/ts-gateway' } } }).kubernetes!.gatewayApi!.controllerName, 'example.com/ts-gateway');
+    const badName = bad({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], gateway_api: { controller_name: 'no-domain' } } });
+    assert.deepEqual(badName.map((i) => i.path), ['kubernetes.gateway_api.controller_name']);
+    assert.match(badName[0]!.message, /must be a domain-prefixed path/);
+    assert.deepEqual(bad({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], gateway_api: { enabled: true, port: 80 } } }).map((i) => i.path), ['kubernetes.gateway_api.port']);
     assert.equal(ok({ source: 'kubernetes', kubernetes: { selector: 'team=llm' } }).kubernetes!.upgrade, 'follow');
     // Several replicas: both names together, a lease duration, and no hand-set divisor.
     const ha = ok({ source: 'kubernetes', kubernetes: { rayservices: ['llm'], state_configmap: 'gw-state', leader_lease: 'gw-leader', lease_duration: '5s' } }).kubernetes!;

@@ -452,7 +452,12 @@ function parseUpstream(v: Checker, raw: Record<string, unknown>): UpstreamConfig
   };
 }
 
-const KUBERNETES_KEYS = ['namespace', 'rayservices', 'selector', 'kubeconfig', 'upgrade', 'last_known_good', 'boot_wait', 'state_configmap', 'leader_lease', 'lease_duration'] as const;
+const KUBERNETES_KEYS = ['namespace', 'rayservices', 'selector', 'kubeconfig', 'upgrade', 'last_known_good', 'boot_wait', 'state_configmap', 'leader_lease', 'lease_duration', 'gateway_api'] as const;
+const GATEWAY_API_KEYS = ['enabled', 'controller_name', 'service'] as const;
+/** GatewayClass spec.controllerName this gateway serves by default (SPEC §11). */
+export const DEFAULT_GATEWAY_CONTROLLER = 'serve-gateway.io/gateway-controller';
+// Gateway API's ControllerName: a domain-prefixed path (gatewayclass_types.go).
+const CONTROLLER_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9\/\-._~%!$&'()*+,;=:]+$/;
 const K8S_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_SELECTOR_RE = /^[A-Za-z0-9._\/-]+(\s*(=|==|!=)\s*[A-Za-z0-9._-]*)?(\s*,\s*[A-Za-z0-9._\/-]+(\s*(=|==|!=)\s*[A-Za-z0-9._-]*)?)*$/;
 
@@ -529,7 +534,32 @@ function parseKubernetes(v: Checker, raw: unknown, stateDir: string, baseDir: st
     else lastKnownGood = resolve(stateBaseDir, lkg);
   }
   const bootWaitMs = v.duration(k['boot_wait'], 'kubernetes.boot_wait', 1_000, { positive: true, max: 600_000 });
-  return { namespace, rayservices, selector, kubeconfig, upgrade, lastKnownGood, bootWaitMs, stateConfigMap: names.state_configmap, leaderLease: names.leader_lease, leaseDurationMs };
+  const gatewayApi = parseGatewayApi(v, k['gateway_api']);
+  return { namespace, rayservices, selector, kubeconfig, upgrade, lastKnownGood, bootWaitMs, stateConfigMap: names.state_configmap, leaderLease: names.leader_lease, leaseDurationMs, gatewayApi };
+}
+
+function parseGatewayApi(v: Checker, raw: unknown): KubernetesConfig['gatewayApi'] {
+  if (raw === undefined || raw === null) return null;
+  if (!isObject(raw)) {
+    v.issue('kubernetes.gateway_api', 'must be a mapping');
+    return null;
+  }
+  v.unknownKeys(raw, 'kubernetes.gateway_api', GATEWAY_API_KEYS);
+  const enabled = v.bool(raw['enabled'], 'kubernetes.gateway_api.enabled', true);
+  let controllerName = DEFAULT_GATEWAY_CONTROLLER;
+  const cn = raw['controller_name'];
+  if (cn !== undefined && cn !== null) {
+    if (typeof cn !== 'string' || cn.length > 253 || !CONTROLLER_NAME_RE.test(cn)) {
+      v.issue('kubernetes.gateway_api.controller_name', `must be a domain-prefixed path like "${DEFAULT_GATEWAY_CONTROLLER}" (got ${show(cn)})`);
+    } else controllerName = cn;
+  }
+  let service: string | null = null;
+  const svc = raw['service'];
+  if (svc !== undefined && svc !== null) {
+    if (typeof svc !== 'string' || !K8S_NAME_RE.test(svc) || svc.length > 63) v.issue('kubernetes.gateway_api.service', `must be the name of the gateway's own Service (got ${show(svc)})`);
+    else service = svc;
+  }
+  return enabled ? { controllerName, service } : null;
 }
 
 function parseServer(v: Checker, raw: Record<string, unknown>): ServerConfig {

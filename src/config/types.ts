@@ -43,6 +43,11 @@ export interface ClusterConfig {
   readonly serveApps: readonly ServeApp[] | null;
   /** Absolute path of the serve_config file (watched for reloads), or null when inline/absent. */
   readonly serveConfigFile?: string | null;
+  /**
+   * Gateway API mode: a plain Kubernetes Service named by an HTTPRoute (not a
+   * Ray cluster): no Serve apps, no /-/healthz probes, only passive health.
+   */
+  readonly plainService?: boolean;
 }
 
 export type StickyConfig =
@@ -169,6 +174,15 @@ export interface KubernetesConfig {
   readonly leaderLease: string | null;
   /** Leader and member Lease duration: a replica whose Lease is older is gone. */
   readonly leaseDurationMs: number;
+  /** Gateway API mode (SPEC §11), or null when off. */
+  readonly gatewayApi: GatewayApiConfig | null;
+}
+
+export interface GatewayApiConfig {
+  /** GatewayClass spec.controllerName this gateway serves. */
+  readonly controllerName: string;
+  /** The gateway's own Service (its ClusterIP goes into Gateway status.addresses), or null. */
+  readonly service: string | null;
 }
 
 /** The data-plane listener's limits toward clients (docs/security.md). 0 = off where allowed. */

@@ -9,6 +9,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { GatewayConfig } from '../config/types.ts';
 import type { Instruments } from '../metrics/instruments.ts';
+import type { GwRule } from '../core/gateway-rule.ts';
 import type { Weights } from '../routing/traffic-split.ts';
 import { UpstreamCluster } from '../upstream/cluster.ts';
 import { buildSnapshot, SnapshotStore, type ClusterApps, type Snapshot, type SnapshotBindings } from './snapshot.ts';
@@ -26,6 +27,7 @@ export class Reconciler {
   readonly limiters = new Map<string, Limiter>();
   readonly #clusterApps = new Map<string, ClusterApps>();
   #weights = new Map<string, Weights>();
+  #gatewayRules: readonly GwRule[] | null = null;
   #version = 0;
   readonly #clock: Clock;
   readonly #metrics: Instruments;
@@ -83,6 +85,13 @@ export class Reconciler {
     this.rebuild(`cluster ${name} apps`);
   }
 
+  /** Gateway API mode: the HTTPRoute rules (null: off). */
+  setGatewayRules(rules: readonly GwRule[] | null): void {
+    if (JSON.stringify(rules) === JSON.stringify(this.#gatewayRules)) return;
+    this.#gatewayRules = rules;
+    this.rebuild('httproutes');
+  }
+
   setWeights(weights: ReadonlyMap<string, Weights>): void {
     this.#weights = new Map(weights);
     this.rebuild('traffic');
@@ -96,13 +105,14 @@ export class Reconciler {
       stats: (app, cluster) => this.stats.get(app, cluster),
     };
     const snap = buildSnapshot(
-      { version: ++this.#version, config: this.config, clusterApps: new Map(this.#clusterApps), weights: this.#weights },
+      { version: ++this.#version, config: this.config, clusterApps: new Map(this.#clusterApps), weights: this.#weights, gatewayRules: this.#gatewayRules },
       bindings,
     );
     this.store.publish(snap);
     for (const [name, cluster] of this.clusters) {
       let weight = 0;
       for (const app of snap.apps.values()) weight += app.split.weights[app.split.clusters.indexOf(name)] ?? 0;
+      for (const e of snap.gateway?.entries ?? []) for (const b of e.rule.backends) if (b.kind !== 'invalid' && b.cluster === name) weight += b.weight;
       cluster.setDrained(weight === 0);
     }
     for (const w of snap.warnings) this.#log.warn({ version: snap.version }, w);

@@ -7,6 +7,8 @@ import type { Limiter } from '../admission/limiter.ts';
 import type { GatewayConfig, ServeApp, StickyConfig } from '../config/types.ts';
 import type { StepStats } from './step-stats.ts';
 import type { AppClusterHandles } from '../metrics/instruments.ts';
+import type { GwRule } from '../core/gateway-rule.ts';
+import { compileGatewayRoutes, type GatewayRoutes } from '../routing/gateway-routes.ts';
 import { buildRouteTable, type RouteTable } from '../routing/route-table.ts';
 import { buildSplit, type Split, type Weights } from '../routing/traffic-split.ts';
 import type { UpstreamCluster } from '../upstream/cluster.ts';
@@ -41,6 +43,8 @@ export interface AppRoute {
   /** Lower-case header name for header stickiness, else ''. */
   readonly stickyHeader: string;
   readonly spillover: boolean;
+  /** Gateway API mode: the HTTPRoute ("ns/name") that owns this app's weights, else null. */
+  readonly weightsFrom: string | null;
 }
 
 export interface Snapshot {
@@ -52,6 +56,8 @@ export interface Snapshot {
   /** Minified {prefix: app} as Serve's /-/routes returns it. */
   readonly routesJson: string;
   readonly warnings: readonly string[];
+  /** Gateway API mode: HTTPRoute rules decide first (SPEC §11); null otherwise. */
+  readonly gateway: GatewayRoutes<AppRoute> | null;
 }
 
 /** Long-lived runtime objects the snapshot points at (owned by the reconciler). */
@@ -68,7 +74,12 @@ export interface SnapshotInput {
   readonly clusterApps: ReadonlyMap<string, ClusterApps>;
   /** Weights from the traffic state (operator changes, rollouts) by app; they win over config. */
   readonly weights: ReadonlyMap<string, Weights>;
+  /** Gateway API mode: the HTTPRoute rules in precedence order (their weights win over everything); null otherwise. */
+  readonly gatewayRules?: readonly GwRule[] | null;
 }
+
+/** Requests in flight to a plain Service backend are not limited (no Serve capacity to respect). */
+export const PLAIN_SERVICE_LIMIT = 1_000_000;
 
 /** Admission limit for an app on a cluster (SPEC §5); at least 1 so scale-from-zero can start. */
 export function admissionLimit(app: ServeApp | null, gatewayReplicas: number): number {
@@ -165,7 +176,16 @@ export function buildSnapshot(input: SnapshotInput, bind: SnapshotBindings): Sna
       sticky: policy.sticky,
       stickyHeader: policy.sticky?.kind === 'header' ? policy.sticky.name.toLowerCase() : '',
       spillover: policy.spillover,
+      weightsFrom: null,
     });
+  }
+  const gateway = input.gatewayRules == null ? null : compileGateway(input.gatewayRules, apps, clusterOrder, config, bind);
+  if (gateway !== null) {
+    // An HTTPRoute owns the weights of every app its rules reach: the app's split shows them.
+    for (const [app, owner] of gateway.owners) {
+      const route = apps.get(app)!;
+      apps.set(app, { ...route, split: buildSplit(clusterOrder, owner.weights), weightsFrom: owner.route });
+    }
   }
   const routes = buildRouteTable<AppRoute>(
     routeEntries.filter(([, app]) => apps.has(app)).map(([p, app]) => [p, apps.get(app)!] as const),
@@ -180,7 +200,33 @@ export function buildSnapshot(input: SnapshotInput, bind: SnapshotBindings): Sna
     clusterApps: input.clusterApps,
     routesJson: JSON.stringify(routesObj),
     warnings,
+    gateway,
   };
+}
+
+function compileGateway(rules: readonly GwRule[], apps: ReadonlyMap<string, AppRoute>, clusterOrder: readonly string[], config: GatewayConfig, bind: SnapshotBindings): GatewayRoutes<AppRoute> {
+  return compileGatewayRoutes<AppRoute>(
+    rules,
+    [...apps.keys()],
+    (name, clusters, weights) => {
+      const app = apps.get(name)!;
+      const targets = clusters.map((c) => app.targets[clusterOrder.indexOf(c)]!);
+      if (targets.some((t) => t === undefined) || !targets.some((t) => t.serveApp !== null)) return null;
+      return { ...app, split: { clusters, weights }, targets, weightsFrom: null };
+    },
+    (rule, cluster) => {
+      const target: AppTarget = {
+        cluster: bind.cluster(cluster),
+        limiter: bind.limiter(rule.route, cluster, PLAIN_SERVICE_LIMIT, 0, config.admission.queueTimeoutMs),
+        handles: bind.handles(rule.route, cluster),
+        stats: bind.stats(rule.route, cluster),
+        serveApp: null,
+        limit: PLAIN_SERVICE_LIMIT,
+        queueCapacity: 0,
+      };
+      return { name: rule.route, routePrefix: '/', split: { clusters: [cluster], weights: [100] }, targets: [target], sticky: null, stickyHeader: '', spillover: false, weightsFrom: rule.route };
+    },
+  );
 }
 
 export class SnapshotStore {

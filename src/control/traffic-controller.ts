@@ -195,6 +195,14 @@ export class TrafficController {
     return w;
   }
 
+  /** Gateway API mode: why the app's weights are not ours to set (an HTTPRoute owns them), else null. */
+  #ownedBy(app: string): string | null {
+    const route = this.#d.reconciler.current?.apps.get(app)?.weightsFrom ?? null;
+    return route === null
+      ? null
+      : `the weights of "${app}" come from HTTPRoute ${route} (Gateway API mode); change its backendRefs' weights instead (KubeRay's incremental upgrade writes them)`;
+  }
+
   rolloutOf(app: string): RolloutState | null {
     return this.#state.apps[app]?.rollout ?? null;
   }
@@ -221,6 +229,8 @@ export class TrafficController {
   async #setWeights(app: string, weights: unknown, opts: { force?: boolean; actor: string; reason?: string }): Promise<ActionResult> {
     const current = this.weightsOf(app);
     if (current === null) return this.#refused(app, 'set_weights', null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, opts.actor);
+    const owner = this.#ownedBy(app);
+    if (owner !== null) return this.#refused(app, 'set_weights', current, 409, 'WEIGHTS_OWNED_BY_HTTPROUTE', owner, opts.actor);
     const clusters = this.#clusterNames();
     const bad = validateWeights(weights, clusters);
     if (bad !== null) return this.#refused(app, 'set_weights', current, 400, 'INVALID_WEIGHTS', bad, opts.actor);
@@ -260,6 +270,8 @@ export class TrafficController {
   async #startRollout(app: string, req: RolloutRequest, actor: string): Promise<ActionResult> {
     const current = this.weightsOf(app);
     if (current === null) return this.#refused(app, 'rollout_start', null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, actor);
+    const owner = this.#ownedBy(app);
+    if (owner !== null) return this.#refused(app, 'rollout_start', current, 409, 'WEIGHTS_OWNED_BY_HTTPROUTE', owner, actor);
     const existing = this.rolloutOf(app);
     if (isRolloutActive(existing)) {
       return this.#refused(app, 'rollout_start', current, 409, 'ROLLOUT_IN_PROGRESS', `a rollout of "${app}" to "${existing!.pendingCluster}" is already ${existing!.phase}`, actor);
@@ -298,6 +310,8 @@ export class TrafficController {
     const current = this.weightsOf(app);
     const auditAction = `rollout_${action}` as const;
     if (current === null) return this.#refused(app, auditAction, null, 404, 'UNKNOWN_APP', `no application "${app}" is routed by this gateway`, actor);
+    const owner = this.#ownedBy(app);
+    if (owner !== null) return this.#refused(app, auditAction, current, 409, 'WEIGHTS_OWNED_BY_HTTPROUTE', owner, actor);
     const rollout = this.rolloutOf(app);
     if (rollout === null) return this.#refused(app, auditAction, current, 409, 'NO_ROLLOUT', `app "${app}" has no rollout`, actor);
     if ((action === 'promote' || action === 'resume') && opts.force !== true && isRolloutActive(rollout)) {

@@ -16,6 +16,7 @@ export const ERRORS = {
   NO_ROUTE: { status: 404, source: 'downstream', flag: 'NR', retryable: false, summary: 'no Serve route_prefix matches the path' },
   QUEUE_FULL: { status: 503, source: 'internal', flag: 'QF', retryable: false, summary: 'admission queue for the app on the chosen cluster is full' },
   QUEUE_TIMEOUT: { status: 503, source: 'internal', flag: 'QT', retryable: false, summary: 'request waited in the admission queue past queue_timeout' },
+  BACKEND_INVALID: { status: 500, source: 'internal', flag: 'BI', retryable: false, summary: 'Gateway API mode: the HTTPRoute backendRef chosen by weight cannot be resolved (missing Service, other kind or namespace), or the rule has no usable backendRef' },
   NO_HEALTHY_UPSTREAM: { status: 503, source: 'upstream', flag: 'UH', retryable: false, summary: 'no healthy endpoint in the chosen cluster (or its circuit is open)' },
   UPSTREAM_CONNECT_FAILED: { status: 502, source: 'upstream', flag: 'UF', retryable: true, summary: 'could not connect to the endpoint' },
   UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', flag: 'UT', retryable: false, summary: 'endpoint did not send response headers in time' },

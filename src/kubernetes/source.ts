@@ -37,13 +37,18 @@ export class KubernetesSource {
   #lkgError: string | null = null;
   /** The gateway applies a new view (and the one before it). */
   onView: (view: KubeView, prev: KubeView, source: ViewSource) => void = () => {};
+  /** Any watched object changed (Gateway API mode re-evaluates its objects). */
+  onWatchChange: () => void = () => {};
 
   constructor(cfg: KubernetesConfig, clock: Clock, log: Logger) {
     this.cfg = cfg;
     this.#clock = clock;
     this.#log = log;
     this.watch = new KubeWatch(cfg, loadKubeConfig(cfg), clock, log);
-    this.watch.onChange = () => this.#schedule();
+    this.watch.onChange = () => {
+      this.#schedule();
+      this.onWatchChange();
+    };
     this.watch.onSynced = () => this.#rebuild();
   }
 
@@ -103,6 +108,7 @@ export class KubernetesSource {
     this.#viewAtMs = this.#clock.wallNow();
     this.#save(next);
     this.onView(next, first ? EMPTY_VIEW : prev, 'api');
+    this.onWatchChange(); // the Ray clusters changed: backendRefs may resolve differently
   }
 
   #save(view: KubeView): void {

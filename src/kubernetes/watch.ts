@@ -10,8 +10,10 @@ import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { KubernetesConfig } from '../config/types.ts';
 import type { PodObject, RayServiceObject } from './view.ts';
+import type { GatewayClassObject, GatewayObject, HTTPRouteObject, ServiceObject } from './gateway-api.ts';
 
 const RAY = { group: 'ray.io', version: 'v1', plural: 'rayservices' } as const;
+const GW = { group: 'gateway.networking.k8s.io', version: 'v1' } as const;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8_000;
 
@@ -48,6 +50,14 @@ export class KubeWatch {
   readonly #core: CoreV1Api;
   readonly #rs: Feed<KubernetesObject & RayServiceObject>;
   readonly #pods: Feed<KubernetesObject & PodObject>;
+  /** Gateway API mode: GatewayClasses, Gateways, HTTPRoutes, Services (null when off). */
+  readonly #gw: {
+    readonly classes: Feed<KubernetesObject & GatewayClassObject>;
+    readonly gateways: Feed<KubernetesObject & GatewayObject>;
+    readonly routes: Feed<KubernetesObject & HTTPRouteObject>;
+    readonly services: Feed<KubernetesObject & ServiceObject>;
+  } | null = null;
+  readonly #custom: CustomObjectsApi;
   #stopped = false;
   onChange: () => void = () => {};
   onSynced: () => void = () => {};
@@ -57,7 +67,7 @@ export class KubeWatch {
     this.#clock = clock;
     this.#log = log;
     this.#core = kc.makeApiClient(CoreV1Api);
-    const custom = kc.makeApiClient(CustomObjectsApi);
+    const custom = (this.#custom = kc.makeApiClient(CustomObjectsApi));
     const ns = cfg.namespace;
     const rsSelector = cfg.selector ?? undefined;
     const rsInformer = makeInformer<KubernetesObject & RayServiceObject>(
@@ -68,17 +78,74 @@ export class KubeWatch {
     );
     // Every Ray pod of the namespace (the label KubeRay puts on all of them): a
     // pod's cluster is one of its labels, so one watch covers every cluster.
+    // Gateway API mode needs every pod: a plain Service's selector picks its own.
+    const podSelector = cfg.gatewayApi === null ? 'ray.io/cluster' : undefined;
     const podInformer = makeInformer<KubernetesObject & PodObject>(
       kc,
       `/api/v1/namespaces/${ns}/pods`,
-      () => this.#core.listNamespacedPod({ namespace: ns, labelSelector: 'ray.io/cluster' }) as never,
-      'ray.io/cluster',
+      () => this.#core.listNamespacedPod({ namespace: ns, ...(podSelector ? { labelSelector: podSelector } : {}) }) as never,
+      podSelector,
     );
-    this.#rs = { what: 'rayservices', informer: rsInformer, synced: false, backoffMs: BACKOFF_MIN_MS, timer: null, lastError: null };
-    this.#pods = { what: 'pods', informer: podInformer, synced: false, backoffMs: BACKOFF_MIN_MS, timer: null, lastError: null };
+    this.#rs = feed('rayservices', rsInformer);
+    this.#pods = feed('pods', podInformer);
     for (const f of [this.#rs, this.#pods] as Array<Feed<KubernetesObject>>) this.#wire(f);
+    if (cfg.gatewayApi !== null) {
+      const gwList = (plural: string) => () => custom.listNamespacedCustomObject({ ...GW, plural, namespace: ns }) as never;
+      this.#gw = {
+        classes: feed('gatewayclasses', makeInformer(kc, `/apis/${GW.group}/${GW.version}/gatewayclasses`, () => custom.listClusterCustomObject({ ...GW, plural: 'gatewayclasses' }) as never)),
+        gateways: feed('gateways', makeInformer(kc, `/apis/${GW.group}/${GW.version}/namespaces/${ns}/gateways`, gwList('gateways'))),
+        routes: feed('httproutes', makeInformer(kc, `/apis/${GW.group}/${GW.version}/namespaces/${ns}/httproutes`, gwList('httproutes'))),
+        services: feed('services', makeInformer(kc, `/api/v1/namespaces/${ns}/services`, () => this.#core.listNamespacedService({ namespace: ns }) as never)),
+      };
+      for (const f of this.#gwFeeds()) this.#wire(f);
+    }
   }
 
+  #gwFeeds(): Array<Feed<KubernetesObject>> {
+    const g = this.#gw;
+    return g === null ? [] : ([g.classes, g.gateways, g.routes, g.services] as Array<Feed<KubernetesObject>>);
+  }
+
+  /** Gateway API mode: the four feeds listed at least once, and their errors (a missing CRD shows here, not in `status`). */
+  gatewayApiStatus(): WatchStatus | null {
+    if (this.#gw === null) return null;
+    const feeds = this.#gwFeeds();
+    return {
+      synced: feeds.every((f) => f.synced),
+      connected: feeds.every((f) => f.lastError === null),
+      lastError: feeds.map((f) => (f.lastError === null ? null : `${f.what}: ${f.lastError}`)).filter((e) => e !== null).join('; ') || null,
+    };
+  }
+
+  gatewayClasses(): readonly GatewayClassObject[] {
+    return this.#gw?.classes.informer.list() ?? [];
+  }
+
+  gateways(): readonly GatewayObject[] {
+    return this.#gw?.gateways.informer.list() ?? [];
+  }
+
+  httpRoutes(): readonly HTTPRouteObject[] {
+    return this.#gw?.routes.informer.list() ?? [];
+  }
+
+  services(): readonly ServiceObject[] {
+    return this.#gw?.services.informer.list() ?? [];
+  }
+
+  /**
+   * PUT the status subresource of a Gateway API object with the
+   * resourceVersion it was read at (a 409 means a newer object is on its way
+   * through the watch). Throws the API error.
+   */
+  async replaceGatewayApiStatus(plural: 'gatewayclasses' | 'gateways' | 'httproutes', obj: KubernetesObject & { status?: unknown }): Promise<void> {
+    const name = obj.metadata?.name ?? '';
+    const body = { apiVersion: `${GW.group}/${GW.version}`, kind: obj.kind ?? KINDS[plural], metadata: obj.metadata, spec: (obj as { spec?: unknown }).spec, status: obj.status } as object;
+    if (plural === 'gatewayclasses') await this.#custom.replaceClusterCustomObjectStatus({ ...GW, plural, name, body });
+    else await this.#custom.replaceNamespacedCustomObjectStatus({ ...GW, plural, namespace: this.#cfg.namespace, name, body });
+  }
+
+  /** The RayService view's feeds (RayServices, Pods); Gateway API feeds report in gatewayApiStatus(). */
   status(): WatchStatus {
     const feeds = [this.#rs, this.#pods];
     return {
@@ -100,12 +167,12 @@ export class KubeWatch {
   }
 
   start(): void {
-    for (const f of [this.#rs, this.#pods] as Array<Feed<KubernetesObject>>) this.#start(f);
+    for (const f of [this.#rs, this.#pods, ...this.#gwFeeds()] as Array<Feed<KubernetesObject>>) this.#start(f);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const f of [this.#rs, this.#pods] as Array<Feed<KubernetesObject>>) {
+    for (const f of [this.#rs, this.#pods, ...this.#gwFeeds()] as Array<Feed<KubernetesObject>>) {
       if (f.timer !== null) this.#clock.clearTimeout(f.timer);
       f.timer = null;
       await f.informer.stop().catch(() => {});
@@ -172,7 +239,7 @@ export class KubeWatch {
         if (f.lastError !== null) return;
         if (!f.synced) {
           f.synced = true;
-          if (this.status().synced) this.onSynced();
+          if ((f === this.#rs || f === this.#pods) && this.status().synced) this.onSynced();
         }
         this.onChange();
       },
@@ -181,6 +248,12 @@ export class KubeWatch {
       },
     );
   }
+}
+
+const KINDS = { gatewayclasses: 'GatewayClass', gateways: 'Gateway', httproutes: 'HTTPRoute' } as const;
+
+function feed<T extends KubernetesObject>(what: string, informer: Watched<T>): Feed<T> {
+  return { what, informer, synced: false, backoffMs: BACKOFF_MIN_MS, timer: null, lastError: null };
 }
 
 function errorText(err: unknown): string {

@@ -17,7 +17,7 @@ import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AccessLog } from './access-log.ts';
 import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
 import type { Instruments } from '../metrics/instruments.ts';
-import { matchRoute, routingPath, upstreamTarget } from '../routing/route-table.ts';
+import { routingPath, upstreamTarget } from '../routing/route-table.ts';
 import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import { recordFailure, recordSuccess } from '../health/outlier.ts';
 import type { Endpoint, UpstreamConnection, ConnectionWaiter } from '../upstream/endpoint.ts';
@@ -30,6 +30,7 @@ import {
   type RequestHeaderInfo,
   type ResponseHeaderInfo,
 } from './headers.ts';
+import { selectApp } from './select-app.ts';
 import { noHealthyText, notFoundText, queueFullText, queueTimeoutText, sendLocalReply } from './local-reply.ts';
 
 export interface ProxyDeps {
@@ -250,12 +251,16 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 
   // ── route ──────────────────────────────────────────────────────────────
   route(snap: Snapshot): void {
-    const app = matchRoute(snap.routes, this.path);
+    const { app, invalid } = selectApp(snap, this.path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', this.proxy.deps.random());
     filterRequestHeaders(this.req.rawHeaders, this.headers, this.info, app === null ? '' : app.stickyHeader);
     if (this.info.requestId === '') this.info.requestId = randomUUID();
     if (this.info.invalid !== '' || this.path.charCodeAt(0) !== 47 /* / */) {
       // Malformed for a proxy (RFC 9112 §3.2, §3.2.4): refused here, never forwarded or counted.
       this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute URL that Serve can parse'}.`);
+      return;
+    }
+    if (invalid !== null) {
+      this.fail('BACKEND_INVALID', `${invalid}.`);
       return;
     }
     if (app === null) {

@@ -58,6 +58,10 @@ export function buildSplit(
  */
 export function pickCluster(split: Split, point: number): number {
   const weights = split.weights;
+  // Gateway API mode: an HTTPRoute rule's weights are raw (70/30, 1/1, ...): scale the point.
+  let total = 0;
+  for (let i = 0; i < weights.length; i++) total += weights[i]!;
+  if (total !== 100) point = (point * total) / 100;
   let hi = 0;
   let lastNonZero = -1;
   for (let i = 0; i < weights.length; i++) {
