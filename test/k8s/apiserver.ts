@@ -180,6 +180,8 @@ export interface ServiceAccountOptions {
   readonly namespace?: string;
   /** Rules of the Role bound to the ServiceAccount (may be empty: a ServiceAccount with no rights). */
   readonly rules: readonly V1PolicyRule[];
+  /** Rules of a ClusterRole bound to it too (cluster-scoped objects: GatewayClasses). */
+  readonly clusterRules?: readonly V1PolicyRule[];
   /** Token lifetime (default 3600 s; the API's minimum is 600 s). */
   readonly expirationSeconds?: number;
 }
@@ -447,19 +449,20 @@ class ApiServerImpl implements ApiServer {
         return (crd.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True');
       });
       // Established is not yet servable: right after it a list can still get 429 "storage is
-      // (re)initializing". Wait until the resource lists (in the default namespace).
+      // (re)initializing". Wait until the resource lists (in the default namespace, if namespaced).
       const crd = await api.readCustomResourceDefinition({ name });
       const custom = this.kc.makeApiClient(CustomObjectsApi);
       const version = crd.spec.versions.find((v) => v.storage)?.name ?? crd.spec.versions[0]!.name;
       await pollUntil(`CRD ${name} serves lists`, K8S_DEADLINE.crdEstablished, async () => {
-        await custom.listNamespacedCustomObject({ group: crd.spec.group, version, namespace: 'default', plural: crd.spec.names.plural });
+        if (crd.spec.scope === 'Cluster') await custom.listClusterCustomObject({ group: crd.spec.group, version, plural: crd.spec.names.plural });
+        else await custom.listNamespacedCustomObject({ group: crd.spec.group, version, namespace: 'default', plural: crd.spec.names.plural });
         return true;
       });
     }
   }
 
   async serviceAccountKubeConfig(opts: ServiceAccountOptions): Promise<ServiceAccountAccess> {
-    const { name, namespace = 'default', rules, expirationSeconds = 3600 } = opts;
+    const { name, namespace = 'default', rules, expirationSeconds = 3600, clusterRules = [] } = opts;
     const core = this.kc.makeApiClient(CoreV1Api);
     const rbac = this.kc.makeApiClient(RbacAuthorizationV1Api);
     await ignoreConflict(core.createNamespace({ body: { metadata: { name: namespace } } }));
@@ -475,6 +478,19 @@ class ApiServerImpl implements ApiServer {
         },
       }),
     );
+    if (clusterRules.length > 0) {
+      const cname = `${namespace}-${name}`;
+      await ignoreConflict(rbac.createClusterRole({ body: { metadata: { name: cname }, rules: [...clusterRules] } }));
+      await ignoreConflict(
+        rbac.createClusterRoleBinding({
+          body: {
+            metadata: { name: cname },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: cname },
+            subjects: [{ kind: 'ServiceAccount', name, namespace }],
+          },
+        }),
+      );
+    }
     const tr = await core.createNamespacedServiceAccountToken({
       name,
       namespace,
@@ -495,28 +511,29 @@ class ApiServerImpl implements ApiServer {
       const r = await authn.createSelfSubjectReview({ body: {} });
       return r.status?.userInfo?.username === user;
     });
-    const first = rules[0];
-    const verb = first?.verbs[0];
-    if (first && verb && verb !== '*') {
-      const authz = this.kc.makeApiClient(AuthorizationV1Api);
-      await pollUntil(`RBAC grants ${user} its Role`, K8S_DEADLINE.rbac, async () => {
-        const r = await authz.createSubjectAccessReview({
-          body: {
-            spec: {
-              user,
-              groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
-              resourceAttributes: {
-                namespace,
-                verb,
-                group: first.apiGroups?.[0] ?? '',
-                resource: first.resources?.[0] ?? '',
-                name: first.resourceNames?.[0],
+    for (const [first, scope] of [[rules[0], 'Role'], [clusterRules[0], 'ClusterRole']] as const) {
+      const verb = first?.verbs[0];
+      if (first && verb && verb !== '*') {
+        const authz = this.kc.makeApiClient(AuthorizationV1Api);
+        await pollUntil(`RBAC grants ${user} its ${scope}`, K8S_DEADLINE.rbac, async () => {
+          const r = await authz.createSubjectAccessReview({
+            body: {
+              spec: {
+                user,
+                groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+                resourceAttributes: {
+                  namespace,
+                  verb,
+                  group: first.apiGroups?.[0] ?? '',
+                  resource: first.resources?.[0] ?? '',
+                  name: first.resourceNames?.[0],
+                },
               },
             },
-          },
+          });
+          return r.status?.allowed === true;
         });
-        return r.status?.allowed === true;
-      });
+      }
     }
     return { kc, kubeconfigPath: path, token, user };
   }

@@ -806,6 +806,8 @@ export interface K8sGatewayOptions {
   readonly applications?: Record<string, unknown>;
   /** More top-level keys. */
   readonly extra?: Record<string, unknown>;
+  /** kubernetes.gateway_api (Gateway API mode). */
+  readonly gatewayApi?: Record<string, unknown>;
 }
 
 export interface K8sGateway {
@@ -834,6 +836,7 @@ export function k8sGatewayDoc(o: K8sGatewayOptions & { stateDir: string; lastKno
     upgrade: o.upgrade ?? 'follow',
     last_known_good: o.lastKnownGood,
   };
+  if (o.gatewayApi !== undefined) kubernetes['gateway_api'] = o.gatewayApi;
   if (o.selector !== undefined) kubernetes['selector'] = o.selector;
   else kubernetes['rayservices'] = [...(o.rayservices ?? [])];
   return {
