@@ -54,6 +54,7 @@ function schemaKeys(): Set<string> {
   const keys = new Set<string>(constList('TOP_KEYS'));
   for (const m of src.matchAll(/section\(doc, '([a-z_]+)', \[([^\]]*)\]/gs)) for (const k of list(m[2]!)) keys.add(`${m[1]}.${k}`);
   for (const k of constList('KUBERNETES_KEYS')) keys.add(`kubernetes.${k}`);
+  for (const k of constList('GATEWAY_API_KEYS')) keys.add(`kubernetes.gateway_api.${k}`);
   for (const k of constList('CLUSTER_KEYS')) keys.add(`clusters[].${k}`);
   for (const k of constList('APP_KEYS')) keys.add(`applications.${k}`);
   for (const k of constList('ROLLOUT_KEYS')) keys.add(`applications.rollout.${k}`);
