@@ -223,7 +223,8 @@ export function evaluateGatewayApi(input: GatewayApiInput): GatewayApiModel {
 
   const servicesByName = new Map<string, ServiceObject>();
   for (const s of input.services) if (s.metadata?.name !== undefined && (s.metadata.namespace ?? ns) === ns) servicesByName.set(s.metadata.name, s);
-  const addresses = ownAddresses(input.ownService === null ? null : servicesByName.get(input.ownService) ?? null);
+  // null: no own Service configured (Programmed without an address); []: configured, no address yet.
+  const addresses = input.ownService === null ? null : ownAddresses(servicesByName.get(input.ownService) ?? null);
 
   // Gateways of our accepted classes, in this namespace.
   interface GwInfo {
@@ -501,8 +502,8 @@ export function serviceEndpoints(selector: Readonly<Record<string, string>>, tar
   return [...out].sort();
 }
 
-function ownAddresses(svc: ServiceObject | null): GatewayAddress[] | null {
-  if (svc === null) return null;
+function ownAddresses(svc: ServiceObject | null): GatewayAddress[] {
+  if (svc === null) return [];
   const out: GatewayAddress[] = [];
   for (const i of svc.status?.loadBalancer?.ingress ?? []) {
     if (i.ip) out.push({ type: 'IPAddress', value: i.ip });
