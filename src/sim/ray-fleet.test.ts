@@ -107,6 +107,23 @@ describe('RayFleet: the Ray that KubeRay talks to', () => {
     assert.equal((await fetch(`${worker.url}/-/healthz`)).status, 200);
   });
 
+  test('a config that changes only target_capacity scales the RUNNING apps in place, nothing redeployed', async () => {
+    const before = fleet.cluster('rs-a')!.serve;
+    const rt = before!.runtimes.get('llm')!;
+    assert.equal(rt.runningReplicas, 2);
+    assert.equal((await put('rs-a', JSON.stringify({ ...CONFIG, target_capacity: 50 }))).status, 200);
+    assert.equal(fleet.cluster('rs-a')!.serve, before, 'the same Serve instance (proxies kept, no DEPLOYING)');
+    assert.equal(rt.runningReplicas, 1, 'ceil(2 × 50 %)');
+    assert.equal((await apps('rs-a'))['llm']?.status, 'RUNNING');
+    const doc = (await (await fetch(`${dashboardUrl('rs-a')}?api_type=declarative`)).json()) as { target_capacity: number | null };
+    assert.equal(doc.target_capacity, 50);
+    assert.equal((await put('rs-a', JSON.stringify({ ...CONFIG, target_capacity: 0 }))).status, 200);
+    assert.equal(rt.runningReplicas, 0);
+    assert.equal((await put('rs-a', JSON.stringify({ ...CONFIG, target_capacity: 100 }))).status, 200);
+    assert.equal(rt.runningReplicas, 2);
+    assert.ok(fleet.events.some((e) => e.cluster === 'rs-a' && e.what === 'put-target-capacity'));
+  });
+
   test('removing the head stops its dashboard; removing every node forgets the cluster', async () => {
     const c = fleet.cluster('rs-b')!;
     const url = dashboardUrl('rs-b');

@@ -16,7 +16,11 @@
 // `deployMs` each app ends as `outcome` says: RUNNING with its replicas,
 // DEPLOY_FAILED (a broken import_path in real Serve), or DEPLOYING for good
 // (replicas that cannot be placed, e.g. a GPU asked of a CPU-only cluster).
-// The same config again is a no-op, as Serve's declarative API is.
+// The same config again is a no-op, as Serve's declarative API is. A config
+// that differs only in `target_capacity` (KubeRay's incremental upgrade) is
+// applied in place as Serve does: nothing is redeployed, each RUNNING app is
+// scaled to ceil(num_replicas × target_capacity / 100) replicas (replicas
+// that go finish their requests).
 //
 // Clusters are told apart by address: each listener binds the pod's own
 // address, so a connection's local address names the cluster that answers.
@@ -59,7 +63,7 @@ export interface RayFleetOptions {
 export interface FleetEvent {
   readonly atMs: number;
   readonly cluster: string;
-  readonly what: 'node-added' | 'node-removed' | 'put' | 'put-unchanged' | 'put-refused' | 'app-status';
+  readonly what: 'node-added' | 'node-removed' | 'put' | 'put-unchanged' | 'put-target-capacity' | 'put-refused' | 'app-status';
   readonly detail: string;
 }
 
@@ -135,6 +139,14 @@ export class FleetCluster implements DashboardSource {
       fleet.record(this.name, 'put-unchanged', `${parsed.apps.length} apps`);
       return [200, ''];
     }
+    if (this.serve !== null && this.deployedConfig !== null && withoutCapacity(doc) === withoutCapacity(JSON.parse(this.deployedConfig))) {
+      const serve = this.serve;
+      serve.serveDoc = doc;
+      this.deployedConfig = canonical;
+      for (const rt of serve.runtimes.values()) if (rt.status === 'RUNNING') rt.scale(replicasAt(rt.app.replicas, doc));
+      fleet.record(this.name, 'put-target-capacity', `target_capacity ${String(targetCapacity(doc))}`);
+      return [200, ''];
+    }
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     const old = this.serve;
@@ -170,7 +182,7 @@ export class FleetCluster implements DashboardSource {
         if (rt === undefined) continue;
         const outcome = fleet.outcome(this.name, raw);
         if (outcome === 'running') {
-          rt.scale(rt.app.replicas);
+          rt.scale(replicasAt(rt.app.replicas, this.serve.serveDoc));
           rt.status = 'RUNNING';
         } else if (outcome === 'failed') {
           rt.status = 'DEPLOY_FAILED';
@@ -357,4 +369,22 @@ export class RayFleet {
     this.clusters.clear();
     this.#nodes.clear();
   }
+}
+
+/** The config's target_capacity (0..100), or null when it has none. */
+function targetCapacity(doc: unknown): number | null {
+  const tc = isObject(doc) ? doc['target_capacity'] : undefined;
+  return typeof tc === 'number' && tc >= 0 && tc <= 100 ? tc : null;
+}
+
+/** Replicas Serve runs for `replicas` configured at the config's target_capacity. */
+function replicasAt(replicas: number, doc: unknown): number {
+  const tc = targetCapacity(doc);
+  return tc === null ? replicas : Math.ceil((replicas * tc) / 100);
+}
+
+function withoutCapacity(doc: unknown): string {
+  if (!isObject(doc)) return JSON.stringify(doc);
+  const { target_capacity: _tc, ...rest } = doc;
+  return JSON.stringify(rest);
 }

@@ -72,7 +72,8 @@ export class SimCluster implements ProxyHost, DashboardSource {
   /** Index 0 plays the head node's proxy. */
   readonly proxies: SimProxy[];
   readonly dashboard: SimDashboard | null;
-  readonly serveDoc: unknown;
+  /** The deployed config; its target_capacity changes in place (RayFleet.deploy). */
+  serveDoc: unknown;
   readonly requestTimeoutS: number | null;
   readonly deployedAtS = Date.now() / 1000;
   /** Routed apps, longest prefix first (Serve's LongestPrefixRouter order). */
