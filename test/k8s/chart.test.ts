@@ -15,6 +15,11 @@
 //   chart's ServiceAccount (TokenRequest) with only the chart's Role, discovers a
 //   RayService played by KubeRayPlayer and routes to it; a verb the Role does not
 //   grant is denied (403).
+// - Gateway API mode (gatewayAPI.enabled): the GatewayClass, the ClusterRole and
+//   binding for GatewayClasses, the Role's Gateway API rules, config.kubernetes.gateway_api;
+//   installed without the Gateway API CRDs the gateway keeps running and reports them
+//   missing; with them, the chart's RBAC is enough to accept the class, program a
+//   Gateway at the chart's Service and route an HTTPRoute.
 // Run with `npm run test:k8s` (builds kube-apiserver and helm first).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +36,8 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfigText } from '../../src/config/load.ts';
 import { APISERVER_SETUP_TIMEOUT_MS, DEFAULT_CRDS, REPO, apiServerUnavailable, kubeconfigYaml, startApiServer, statusOf } from './apiserver.ts';
 import type { ApiServer } from './apiserver.ts';
-import { KubeRayPlayer, replicaRoleRules, until } from './kuberay-player.ts';
+import { CONTROLLER_NAME, GATEWAY_API_CLUSTER_RULES, GATEWAY_API_CRDS, GATEWAY_API_ROLE_RULES, GatewayApiObjects, IncrementalPlayer } from './gateway-player.ts';
+import { GATEWAY_ROLE_RULES, GiveUp, KubeRayPlayer, replicaRoleRules, until } from './kuberay-player.ts';
 
 const CHART = join(REPO, 'charts/serve-gateway');
 const FIXTURES = join(REPO, 'test/k8s/fixtures');
@@ -202,7 +208,7 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
       server = await startApiServer();
       await server.applyCrds([...DEFAULT_CRDS, SERVICEMONITOR_CRD]);
       const core = server.kc.makeApiClient(CoreV1Api);
-      for (const name of ['gw', 'gw-full', 'ray-full', 'restricted']) {
+      for (const name of ['gw', 'gw-full', 'ray-full', 'restricted', 'gw-api']) {
         const labels: Record<string, string> = name === 'restricted' ? { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } : {};
         await core.createNamespace({ body: { metadata: { name, labels } } });
       }
@@ -220,7 +226,7 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
   });
 
   test('helm lint --strict passes with the default, full and persistence values; the schema and the chart refuse what cannot work', { timeout: 300_000 }, async () => {
-    for (const values of [[], ['-f', FULL_VALUES], ['-f', PERSISTENCE_VALUES]]) {
+    for (const values of [[], ['-f', FULL_VALUES], ['-f', PERSISTENCE_VALUES], ['--set', 'gatewayAPI.enabled=true']]) {
       const r = await helmOk(['lint', '--strict', CHART, ...values]);
       assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
       console.log(`# helm lint --strict ${values.join(' ') || '(defaults)'}: ${r.ms.toFixed(0)} ms`);
@@ -229,7 +235,9 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
       [['--set', 'replicaCount=0'], /replicaCount.*minimum/],
       [['--set', 'service.type=Bogus'], /service\/type/],
       [['--set', 'unknownTopLevel=1'], /additional properties 'unknownTopLevel' not allowed|unknownTopLevel/],
-      [['--set', 'gatewayAPI.enabled=true'], /Gateway API mode \(SPEC §11\) is not in this version/],
+      [['--set', 'gatewayApi.enabled=true', '--set', 'config.source=file'], /gatewayAPI\.enabled needs config\.source: kubernetes/],
+      [['--set', 'gatewayAPI.controllerName=no-domain'], /controllerName/],
+      [['--set', 'gatewayApi.gatewayClass.name=Not_A_Name'], /gatewayClass\/name|gatewayClass.*name/],
       [['--set', 'config.listen=0.0.0.0:1'], /config\.listen is set by the chart/],
       [['--set', 'config.state_dir=/data/state'], /config\.state_dir \(\/data\/state\) must be relative or under \/var\/lib\/serve-gateway/],
       [['-f', PERSISTENCE_VALUES, '--set', 'replicaCount=2'], /persistence\.enabled needs replicaCount 1/],
@@ -345,6 +353,70 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
     console.log(`# dashboard: ${board.panels.length} panels, ${used.size} metrics`);
   });
 
+  test('helm template with gatewayAPI.enabled: the GatewayClass, the ClusterRole and binding for GatewayClasses, the Role\'s Gateway API rules, config.kubernetes.gateway_api', { timeout: 300_000 }, async () => {
+    const cfgOf = (ms: readonly Manifest[]) => parseYaml(ms.find((m) => m.kind === 'ConfigMap' && m.data?.['gateway.yaml'] !== undefined)!.data['gateway.yaml']);
+    /** The Gateway API rules of the Role: GATEWAY_API_ROLE_RULES past the Kubernetes-mode ones. */
+    const gwRoleRules = GATEWAY_API_ROLE_RULES.slice(GATEWAY_ROLE_RULES.length);
+    // gatewayApi (the spelling of docs/gateway-api.md) is an alias of gatewayAPI (the contract value).
+    for (const flag of ['gatewayApi.enabled=true', 'gatewayAPI.enabled=true']) {
+      const ms = await template('gw', 'gw', ['--set', flag]);
+      assert.deepEqual(kinds(ms), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'GatewayClass', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'ServiceAccount'], flag);
+      const cls = one(ms, 'GatewayClass');
+      assert.equal(cls.apiVersion, 'gateway.networking.k8s.io/v1');
+      assert.equal(cls.metadata.name, 'serve-gateway');
+      assert.equal(cls.metadata.namespace, undefined, 'the GatewayClass is cluster-scoped');
+      assert.deepEqual(cls.spec, { controllerName: CONTROLLER_NAME });
+      const cr = one(ms, 'ClusterRole');
+      assert.equal(cr.metadata.name, 'gw-gw-serve-gateway-gatewayclasses', 'named after the release namespace and name');
+      assert.equal(cr.metadata.namespace, undefined);
+      assert.deepEqual(cr.rules, GATEWAY_API_CLUSTER_RULES);
+      const crb = one(ms, 'ClusterRoleBinding');
+      assert.equal(crb.metadata.name, cr.metadata.name);
+      assert.deepEqual(crb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: cr.metadata.name });
+      assert.deepEqual(crb.subjects, [{ kind: 'ServiceAccount', name: 'gw-serve-gateway', namespace: 'gw' }]);
+      assert.deepEqual(one(ms, 'Role').rules, [...replicaRoleRules('gw-serve-gateway-state'), ...gwRoleRules], `${flag}: the Role's rules`);
+      const cfg = cfgOf(ms);
+      assert.deepEqual(cfg.kubernetes.gateway_api, { enabled: true, controller_name: CONTROLLER_NAME, service: 'gw-serve-gateway' });
+      // That Service is the chart's data-plane Service, in the namespace the gateway looks it up in.
+      const svc = one(ms, 'Service', 'gw-serve-gateway');
+      assert.equal(svc.metadata.namespace, cfg.kubernetes.namespace);
+      assert.equal(svc.spec.ports[0].name, 'http');
+      const parsed = parseConfigText(one(ms, 'ConfigMap').data['gateway.yaml'], 'gateway.yaml', '/etc/serve-gateway');
+      assert.ok(parsed.ok, `the gateway accepts the chart's config: ${JSON.stringify(parsed.ok ? '' : parsed.issues)}`);
+      assert.deepEqual(parsed.config.kubernetes?.gatewayApi, { controllerName: CONTROLLER_NAME, service: 'gw-serve-gateway' });
+    }
+
+    // Another watched namespace: the gateway would look the Service up there, so no service (Programmed without an address).
+    const other = await template('gw', 'gw', ['--set', 'gatewayApi.enabled=true', '--set', 'config.kubernetes.namespace=ray-api']);
+    assert.deepEqual(cfgOf(other).kubernetes.gateway_api, { enabled: true, controller_name: CONTROLLER_NAME });
+    assert.equal(one(other, 'Role').metadata.namespace, 'ray-api');
+    assert.deepEqual(one(other, 'Role').rules.slice(-gwRoleRules.length), gwRoleRules);
+    assert.deepEqual(one(other, 'ClusterRoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'gw-serve-gateway', namespace: 'gw' }]);
+
+    // The user's config.kubernetes.gateway_api wins, as it is; the GatewayClass takes its controller_name.
+    const mine = await template('gw', 'gw', ['--set', 'gatewayApi.enabled=true', '--set-json', 'config.kubernetes.gateway_api={"controller_name":"example.com/llm-gateway","service":"edge"}']);
+    assert.deepEqual(cfgOf(mine).kubernetes.gateway_api, { controller_name: 'example.com/llm-gateway', service: 'edge' });
+    assert.equal(one(mine, 'GatewayClass').spec.controllerName, 'example.com/llm-gateway');
+    assert.deepEqual(one(mine, 'Role').rules.slice(-gwRoleRules.length), gwRoleRules);
+    // ... also off: the RBAC follows the rendered config (nothing cluster-wide), the class stays.
+    const off = await template('gw', 'gw', ['--set', 'gatewayApi.enabled=true', '--set-json', 'config.kubernetes.gateway_api={"enabled":false}']);
+    assert.deepEqual(kinds(off), ['ConfigMap', 'Deployment', 'GatewayClass', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'ServiceAccount']);
+    assert.deepEqual(one(off, 'Role').rules, replicaRoleRules('gw-serve-gateway-state'));
+    // ... and on without gatewayAPI.enabled: its RBAC, no GatewayClass.
+    const cfgOnly = await template('gw', 'gw', ['--set-json', 'config.kubernetes.gateway_api={"enabled":true}']);
+    assert.deepEqual(kinds(cfgOnly), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'ServiceAccount']);
+
+    // The class's name and controller, and no class.
+    const named = await template('gw', 'gw', ['--set', 'gatewayAPI.enabled=true', '--set', 'gatewayAPI.gatewayClass.name=llm-gateways', '--set', 'gatewayApi.controllerName=example.com/gw']);
+    assert.deepEqual([one(named, 'GatewayClass').metadata.name, one(named, 'GatewayClass').spec.controllerName, cfgOf(named).kubernetes.gateway_api.controller_name], ['llm-gateways', 'example.com/gw', 'example.com/gw']);
+    const noClass = await template('gw', 'gw', ['--set', 'gatewayAPI.enabled=true', '--set', 'gatewayApi.gatewayClass.create=false']);
+    assert.equal(noClass.filter((m) => m.kind === 'GatewayClass').length, 0);
+    assert.equal(one(noClass, 'ClusterRole').metadata.name, 'gw-gw-serve-gateway-gatewayclasses');
+    // Cluster-wide names do not collide between releases of the same name in two namespaces.
+    const twin = await template('gw', 'gw-full', ['--set', 'gatewayAPI.enabled=true', '--set', 'gatewayAPI.gatewayClass.create=false']);
+    assert.equal(one(twin, 'ClusterRole').metadata.name, 'gw-full-gw-serve-gateway-gatewayclasses');
+  });
+
   test('the rendered manifests pass a server-side dry-run (strict field validation); the pod is admitted under Pod Security "restricted"', { timeout: 300_000 }, async () => {
     for (const [label, ns, extra] of [
       ['defaults', 'gw', []],
@@ -434,23 +506,24 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
     assert.deepEqual(releases, ['gw-full/gw:deployed', 'gw/gw:deployed']);
   });
 
-  test('the gateway as the image runs it, with the chart\'s ServiceAccount token and Role only, discovers a RayService and routes; other verbs are denied', { timeout: 300_000 }, async () => {
+  /**
+   * The gateway as the image runs it, on this machine: the installed Deployment's args and env, its
+   * ConfigMap as the config directory, the state volume, and a TokenRequest token of the chart's
+   * ServiceAccount (as the kubelet mounts it), so that the API server enforces the chart's RBAC.
+   */
+  async function startAsPod(ns: string, deployment: string, admin: number) {
     const core = server.kc.makeApiClient(CoreV1Api);
     const apps = server.kc.makeApiClient(AppsV1Api);
-    // A release of its own on free ports (the gateway runs on this machine, not in a pod).
-    const [http, admin] = [await freePort(), await freePort()];
-    await helmOk(['install', 'run', CHART, '--namespace', 'gw', '--set', `containerPorts.http=${http}`, '--set', `containerPorts.admin=${admin}`], server.kubeconfigPath);
-
     // The pod's view: the ServiceAccount's token (TokenRequest, as the kubelet mounts it), the
     // ConfigMap as /etc/serve-gateway, the state volume, the Deployment's args and env.
-    const dep = await apps.readNamespacedDeployment({ namespace: 'gw', name: 'run-serve-gateway' });
+    const dep = await apps.readNamespacedDeployment({ namespace: ns, name: deployment });
     const pod = dep.spec!.template.spec!;
     const c = pod.containers[0]!;
     const saName = pod.serviceAccountName!;
-    const tr = await core.createNamespacedServiceAccountToken({ namespace: 'gw', name: saName, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    const tr = await core.createNamespacedServiceAccountToken({ namespace: ns, name: saName, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
     const saToken = tr.status?.token ?? '';
     assert.ok(saToken, 'TokenRequest gave a token');
-    const user = `system:serviceaccount:gw:${saName}`;
+    const user = `system:serviceaccount:${ns}:${saName}`;
     const root = mkdtempSync(join(tmpdir(), 'sg-chart-pod-'));
     tempDirs.push(root);
     const kubeconfigPath = join(root, 'sa.kubeconfig');
@@ -465,7 +538,7 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
       mounts.set(vm.mountPath, local);
       const vol = pod.volumes?.find((v) => v.name === vm.name);
       if (vol?.configMap) {
-        const cm = await core.readNamespacedConfigMap({ namespace: 'gw', name: vol.configMap.name! });
+        const cm = await core.readNamespacedConfigMap({ namespace: ns, name: vol.configMap.name! });
         for (const [k, v] of Object.entries(cm.data ?? {})) writeFileSync(join(local, k), v);
       }
     }
@@ -477,43 +550,53 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
     for (const e of c.env ?? []) {
       if (e.value !== undefined) env[e.name] = map(e.value);
       else if (e.valueFrom?.secretKeyRef) {
-        const s = await core.readNamespacedSecret({ namespace: 'gw', name: e.valueFrom.secretKeyRef.name! });
+        const s = await core.readNamespacedSecret({ namespace: ns, name: e.valueFrom.secretKeyRef.name! });
         env[e.name] = Buffer.from(s.data?.[e.valueFrom.secretKeyRef.key] ?? '', 'base64').toString();
       }
     }
     assert.ok(env['SERVE_GATEWAY_ADMIN_TOKEN'], 'the admin token comes from the Secret');
     const adminToken = env['SERVE_GATEWAY_ADMIN_TOKEN'];
 
-    // The RayService the chart's config names (rayservices: [llm]), played by KubeRay and the kubelet.
-    const player = new KubeRayPlayer({ server, namespace: 'gw', name: 'llm', deletionDelaySeconds: 60 });
-    players.push(player);
-    await player.createRayService();
-
     // ENTRYPOINT ["node", "src/cli/main.ts"] + the Deployment's args.
     const child = spawn(process.execPath, ['src/cli/main.ts', ...(c.args ?? []).map(map)], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const err = { text: '' };
+    child.stderr!.on('data', (d: Buffer) => (err.text += d.toString()));
     const adminUrl = `http://127.0.0.1:${admin}`;
     const status = async () => {
       const r = await fetch(`${adminUrl}/api/v1/status`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(5_000) });
       return (await r.json()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     };
+    return { child, stderr: () => err.text, status, adminUrl, adminToken, saKc, user };
+  }
+
+  test('the gateway as the image runs it, with the chart\'s ServiceAccount token and Role only, discovers a RayService and routes; other verbs are denied', { timeout: 300_000 }, async () => {
+    const core = server.kc.makeApiClient(CoreV1Api);
+    // A release of its own on free ports (the gateway runs on this machine, not in a pod).
+    const [http, admin] = [await freePort(), await freePort()];
+    await helmOk(['install', 'run', CHART, '--namespace', 'gw', '--set', `containerPorts.http=${http}`, '--set', `containerPorts.admin=${admin}`], server.kubeconfigPath);
+
+    // The RayService the chart's config names (rayservices: [llm]), played by KubeRay and the kubelet.
+    const player = new KubeRayPlayer({ server, namespace: 'gw', name: 'llm', deletionDelaySeconds: 60 });
+    players.push(player);
+    await player.createRayService();
+
+    const { child, stderr, status, adminUrl, adminToken, saKc, user } = await startAsPod('gw', 'run-serve-gateway', admin);
     await until('the gateway synced with the API server as the chart\'s ServiceAccount', REACT_MS, async () => {
-      if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${stderr}`);
+      if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${stderr()}`);
       const s = await status();
       return s['kubernetes']?.['synced'] === true && s['kubernetes']?.['connected'] === true;
-    }, { observe: () => stderr.slice(-2000) });
+    }, { observe: () => stderr().slice(-2000) });
 
     const blue = await player.deployFirstCluster();
     let last = '';
     await until('llm routed to the discovered cluster', REACT_MS, async () => {
-      if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${stderr}`);
+      if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${stderr()}`);
       const r = await fetch(`http://127.0.0.1:${http}/llm/chart`, { signal: AbortSignal.timeout(5_000) });
       const body = await r.text();
       last = `${r.status} ${r.headers.get('x-serve-cluster')} ${body.slice(0, 200)}`;
       return r.status === 200 && r.headers.get('x-serve-cluster') === blue;
-    }, { observe: () => `${last}\n${stderr.slice(-2000)}` });
+    }, { observe: () => `${last}\n${stderr().slice(-2000)}` });
     const ready = await fetch(`${adminUrl}/readyz`);
     assert.equal(ready.status, 200, 'readyz (the readiness probe) is 200 once a route exists');
     assert.equal((await fetch(`${adminUrl}/healthz`)).status, 200);
@@ -552,8 +635,99 @@ describe('charts/serve-gateway with a real helm against a real kube-apiserver', 
     // SIGTERM drains and exits 0 (what the kubelet sends after preStop).
     child.kill('SIGTERM');
     const code = await until('the gateway exits after SIGTERM', REACT_MS, () => (child.exitCode !== null ? child.exitCode : undefined));
-    assert.equal(code, 0, stderr);
+    assert.equal(code, 0, stderr());
     await player.stopAll();
+  });
+
+  test('Gateway API mode installed: without the Gateway API CRDs the gateway runs and reports them missing; with them, the chart\'s GatewayClass and RBAC let it accept the class, program a Gateway at the chart\'s Service and route its HTTPRoute', { timeout: 300_000 }, async () => {
+    const NS = 'gw-api';
+    const core = server.kc.makeApiClient(CoreV1Api);
+    const rbac = server.kc.makeApiClient(RbacAuthorizationV1Api);
+    const kubeconfig = server.kubeconfigPath;
+    const [http, admin] = [await freePort(), await freePort()];
+    const values = ['--namespace', NS, '--set', 'gatewayApi.enabled=true', '--set', 'service.port=80', '--set', `containerPorts.http=${http}`, '--set', `containerPorts.admin=${admin}`];
+
+    // No Gateway API CRDs in the cluster: the chart's GatewayClass cannot be installed ...
+    const refused = await helm(['install', 'gapi-nocrd', CHART, ...values], kubeconfig);
+    assert.notEqual(refused.code, 0, 'a GatewayClass needs the Gateway API CRDs');
+    assert.match(refused.stderr, /GatewayClass/);
+    // ... without it the release installs, and the gateway runs.
+    const install = await helmOk(['install', 'gapi', CHART, ...values, '--set', 'gatewayApi.gatewayClass.create=false'], kubeconfig);
+    assert.match(install.stdout, /Gateway API mode: the gateway serves the Gateways in namespace gw-api/);
+    assert.match(install.stdout, /their address is the ClusterIP of Service gapi-serve-gateway\s+\(port 80\)/);
+    assert.match(install.stdout, /type: NewClusterWithIncrementalUpgrade, clusterUpgradeOptions: \{gatewayClassName: <your GatewayClass>/);
+    const crName = 'gw-api-gapi-serve-gateway-gatewayclasses';
+    assert.deepEqual((await rbac.readClusterRole({ name: crName })).rules?.map((r) => r.resources), [['gatewayclasses'], ['gatewayclasses/status']]);
+    await rbac.readClusterRoleBinding({ name: crName });
+
+    const player = new KubeRayPlayer({ server, namespace: NS, name: 'llm', deletionDelaySeconds: 60 });
+    players.push(player);
+    await player.createRayService();
+    const g = await startAsPod(NS, 'gapi-serve-gateway', admin);
+    const alive = () => {
+      if (g.child.exitCode !== null) throw new GiveUp(`gateway exited ${g.child.exitCode}: ${g.stderr().slice(-2000)}`);
+    };
+    const missing = await until('the gateway follows its RayService and reports the missing Gateway API resources', REACT_MS, async () => {
+      alive();
+      const s = await g.status();
+      const ga = s['kubernetes']?.['gateway_api'];
+      return s['kubernetes']?.['synced'] === true && typeof ga?.['last_error'] === 'string' ? ga : undefined;
+    }, { observe: () => g.stderr().slice(-2000) });
+    assert.equal(missing['synced'], false);
+    assert.match(missing['last_error'], /gatewayclasses|gateways|httproutes/i);
+    console.log(`# without the Gateway API CRDs: gateway_api.last_error ${JSON.stringify(missing['last_error']).slice(0, 200)}`);
+
+    // The CRDs arrive: the watches retry (back-off up to 8 s). The whole Gateway API render passes a strict server-side dry-run.
+    await server.applyCrds(GATEWAY_API_CRDS.filter((f) => !DEFAULT_CRDS.includes(f)));
+    for (const m of await template('dry', NS, ['--set', 'gatewayApi.enabled=true'])) {
+      const r = await dryRunApply(server, m, NS);
+      assert.equal(r.status, 201, `dry-run ${m.kind}/${m.metadata?.name}: ${r.status} ${JSON.stringify(r.json).slice(0, 600)}`);
+    }
+    const upgrade = await helmOk(['upgrade', 'gapi', CHART, ...values], kubeconfig);
+    assert.match(upgrade.stdout, /clusterUpgradeOptions: \{gatewayClassName: serve-gateway,/);
+    const api = new GatewayApiObjects(server, NS);
+    await until('the gateway accepted the chart\'s GatewayClass (ClusterRole: gatewayclasses/status)', REACT_MS, async () => {
+      alive();
+      const cls = await api.getClass('serve-gateway');
+      return (cls.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Accepted' && c.status === 'True');
+    }, { observe: () => g.stderr().slice(-2000) });
+
+    // What KubeRay creates after the first promotion, served with the chart's Role.
+    const blue = await player.deployFirstCluster();
+    const inc = new IncrementalPlayer(player, server, { stepSizePercent: 25, intervalSeconds: 1, maxSurgePercent: 50 });
+    await inc.createServeService(blue);
+    await inc.createGateway('serve-gateway');
+    await inc.writeRoute([[blue, 100]]);
+    await until('Gateway and HTTPRoute ready as KubeRay checks them', REACT_MS, async () => {
+      alive();
+      return inc.ready();
+    }, { observe: () => g.stderr().slice(-2000) });
+    const svc = await core.readNamespacedService({ namespace: NS, name: 'gapi-serve-gateway' });
+    assert.equal(svc.spec?.ports?.[0]?.port, 80);
+    const gwObj = await api.get('gateways', inc.gatewayName);
+    assert.deepEqual(gwObj.status.addresses, [{ type: 'IPAddress', value: svc.spec?.clusterIP }], 'the Gateway\'s address is the chart\'s Service');
+    let last = '';
+    await until('llm routed through the HTTPRoute', REACT_MS, async () => {
+      alive();
+      const r = await fetch(`http://127.0.0.1:${http}/llm/chart`, { signal: AbortSignal.timeout(5_000) });
+      last = `${r.status} ${r.headers.get('x-serve-cluster')} ${(await r.text()).slice(0, 200)}`;
+      return r.status === 200 && r.headers.get('x-serve-cluster') === blue;
+    }, { observe: () => `${last}\n${g.stderr().slice(-2000)}` });
+    const s = await g.status();
+    assert.equal(s['kubernetes']['gateway_api']['last_error'], null);
+    assert.equal(s['kubernetes']['gateway_api']['last_write_error'], null);
+    const app = (s['apps'] as Array<Record<string, unknown>>).find((a) => a['name'] === 'llm');
+    assert.equal(app?.['weights_from'], `httproute ${NS}/${inc.routeName}`);
+    console.log(`# Gateway API mode: class accepted, Gateway programmed at ${svc.spec?.clusterIP}, llm routed to ${blue} through ${inc.routeName}`);
+
+    g.child.kill('SIGTERM');
+    assert.equal(await until('the gateway exits after SIGTERM', REACT_MS, () => (g.child.exitCode !== null ? g.child.exitCode : undefined)), 0, g.stderr());
+    await player.stopAll();
+    // helm uninstall removes the cluster-wide objects too.
+    await helmOk(['uninstall', 'gapi', '--namespace', NS], kubeconfig);
+    await assert.rejects(rbac.readClusterRole({ name: crName }), (err) => statusOf(err) === 404);
+    await assert.rejects(rbac.readClusterRoleBinding({ name: crName }), (err) => statusOf(err) === 404);
+    await assert.rejects(api.getClass('serve-gateway'), (err) => statusOf(err) === 404);
   });
 
   test('helm uninstall removes what the chart created', { timeout: 300_000 }, async () => {

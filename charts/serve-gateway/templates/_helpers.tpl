@@ -92,7 +92,8 @@ variable, the admin Service's names as allowed Host names, kubernetes.namespace
 (the Role's namespace: the release's unless given), in kubernetes mode the
 shared state (kubernetes.state_configmap <fullname>-state and
 kubernetes.leader_lease <fullname>-leader, unless given: set them to null for
-one replica with its state in state_dir), and in file mode with several
+one replica with its state in state_dir), with gatewayAPI.enabled
+kubernetes.gateway_api (unless given), and in file mode with several
 replicas admission.gateway_replicas.
 */}}
 {{- define "serve-gateway.config" -}}
@@ -123,8 +124,18 @@ replicas admission.gateway_replicas.
 {{- $_ := set $k "namespace" (include "serve-gateway.watchNamespace" .) }}
 {{- if not (hasKey $k "state_configmap") }}{{ $_ := set $k "state_configmap" (printf "%s-state" $fullname) }}{{ end }}
 {{- if not (hasKey $k "leader_lease") }}{{ $_ := set $k "leader_lease" (printf "%s-leader" $fullname) }}{{ end }}
+{{- $gapi := include "serve-gateway.gatewayApiValues" . | fromYaml }}
+{{- if and $gapi.enabled (not (hasKey $k "gateway_api")) }}
+{{- $ga := dict "enabled" true "controller_name" $gapi.controllerName }}
+{{- /* The gateway looks its Service up in the watched namespace: only there is <fullname> it. */}}
+{{- if eq $k.namespace .Release.Namespace }}{{ $_ := set $ga "service" $fullname }}{{ end }}
+{{- $_ := set $k "gateway_api" $ga }}
+{{- end }}
 {{- $_ := set $cfg "kubernetes" $k }}
 {{- else }}
+{{- if (include "serve-gateway.gatewayApiValues" . | fromYaml).enabled }}
+{{- fail "gatewayAPI.enabled needs config.source: kubernetes (Gateway API mode is kubernetes.gateway_api)" }}
+{{- end }}
 {{- $replicas := ternary (int .Values.autoscaling.maxReplicas) (int .Values.replicaCount) .Values.autoscaling.enabled }}
 {{- $adm := default dict $cfg.admission }}
 {{- if and (gt $replicas 1) (not (hasKey $adm "gateway_replicas")) }}
@@ -145,4 +156,42 @@ with kubernetes.state_configmap), else empty: the Role grants it by name.
 {{- $k := default dict $cfg.kubernetes }}
 {{- if and $k.state_configmap $k.leader_lease }}{{ $k.state_configmap }}{{ end }}
 {{- end }}
+{{- end }}
+
+{{/*
+gatewayAPI, with the keys of its alias gatewayApi (docs/gateway-api.md spells it
+so) set over it, key by key (gatewayClass too), as YAML: read it with fromYaml.
+*/}}
+{{- define "serve-gateway.gatewayApiValues" -}}
+{{- $g := deepCopy (default dict .Values.gatewayAPI) }}
+{{- range $key, $v := (default dict .Values.gatewayApi) }}
+{{- if and (eq $key "gatewayClass") (kindIs "map" $v) }}
+{{- $gc := deepCopy (default dict $g.gatewayClass) }}
+{{- range $k2, $v2 := $v }}{{ if not (kindIs "invalid" $v2) }}{{ $_ := set $gc $k2 $v2 }}{{ end }}{{ end }}
+{{- $_ := set $g "gatewayClass" $gc }}
+{{- else if not (kindIs "invalid" $v) }}
+{{- $_ := set $g $key $v }}
+{{- end }}
+{{- end }}
+{{- toYaml $g }}
+{{- end }}
+
+{{/*
+The gateway_api block of the rendered config when Gateway API mode is on
+(kubernetes mode, kubernetes.gateway_api given and not enabled: false), as
+YAML, else empty: the Role and ClusterRole grant what it uses, whoever set it.
+*/}}
+{{- define "serve-gateway.gatewayApiConfig" -}}
+{{- $cfg := include "serve-gateway.config" . | fromYaml }}
+{{- if eq (toString (default "file" $cfg.source)) "kubernetes" }}
+{{- $ga := get (default dict $cfg.kubernetes) "gateway_api" }}
+{{- if and (kindIs "map" $ga) (not (and (hasKey $ga "enabled") (eq (toString $ga.enabled) "false"))) }}
+{{- toYaml (set (deepCopy $ga) "enabled" true) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* ClusterRole and ClusterRoleBinding of Gateway API mode: cluster-wide, so unique per release (namespace and name). */}}
+{{- define "serve-gateway.gatewayClassesRbacName" -}}
+{{- printf "%s-%s-gatewayclasses" .Release.Namespace (include "serve-gateway.fullname" .) | trunc 253 | trimSuffix "-" }}
 {{- end }}
