@@ -29,6 +29,7 @@ import {
   GATEWAY_API_ROLE_RULES,
   GATEWAY_CLASS,
   GatewayApiObjects,
+  CountingLoad,
   IncrementalPlayer,
   isGatewayReady,
   isHTTPRouteReady,
@@ -45,71 +46,6 @@ const SIM_APPS = { llm: { latency_ms: 2 }, default: { latency_ms: 1 } };
 /** Requests counted for each weight before KubeRay's next step (±5 points is then > 4 σ). */
 const SAMPLES_PER_STEP = 1500;
 const TOLERANCE_POINTS = 5;
-
-interface Sample {
-  readonly start: number;
-  readonly end: number;
-  readonly status: number;
-  readonly cluster: string;
-  readonly error: string | null;
-}
-
-/** Closed-loop JSON requests to both apps, every outcome kept with the cluster that answered (x-serve-cluster). */
-class CountingLoad {
-  readonly samples: Sample[] = [];
-  #stop = false;
-  #clients: Promise<void>[] = [];
-
-  readonly url: string;
-  readonly clients: number;
-
-  constructor(url: string, clients = 8) {
-    this.url = url;
-    this.clients = clients;
-  }
-
-  start(): this {
-    for (let c = 0; c < this.clients; c++) {
-      this.#clients.push(
-        (async () => {
-          for (let i = 0; !this.#stop; i++) {
-            const path = i % 2 === 0 ? `/llm/c${c}-${i}` : `/web/c${c}-${i}`;
-            const start = performance.now();
-            try {
-              const r = await fetch(`${this.url}${path}`, { signal: AbortSignal.timeout(15_000) });
-              await r.arrayBuffer();
-              this.samples.push({ start, end: performance.now(), status: r.status, cluster: r.headers.get('x-serve-cluster') ?? '', error: r.status === 200 ? null : `${r.status}` });
-            } catch (err) {
-              this.samples.push({ start, end: performance.now(), status: 0, cluster: '', error: (err as Error).message });
-            }
-          }
-        })(),
-      );
-    }
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.#stop = true;
-    await Promise.all(this.#clients);
-  }
-
-  failures(): Sample[] {
-    return this.samples.filter((s) => s.error !== null);
-  }
-
-  /** Requests started in [from, to) that completed, by cluster. */
-  countIn(from: number, to: number): { n: number; by: Map<string, number> } {
-    const by = new Map<string, number>();
-    let n = 0;
-    for (const s of this.samples) {
-      if (s.start < from || s.start >= to || s.error !== null) continue;
-      n++;
-      by.set(s.cluster, (by.get(s.cluster) ?? 0) + 1);
-    }
-    return { n, by };
-  }
-}
 
 /** GET with a Host header of our choosing (fetch sets its own), body as text. */
 function getWithHost(base: string, path: string, host: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {

@@ -306,3 +306,70 @@ export async function createEchoPod(core: CoreV1Api, ns: string, echo: EchoPod, 
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   );
 }
+
+// ---------------------------------------------------------------- load
+
+export interface Sample {
+  readonly start: number;
+  readonly end: number;
+  readonly status: number;
+  readonly cluster: string;
+  readonly error: string | null;
+}
+
+/** Closed-loop JSON requests to both apps, every outcome kept with the cluster that answered (x-serve-cluster). */
+export class CountingLoad {
+  readonly samples: Sample[] = [];
+  #stop = false;
+  #clients: Promise<void>[] = [];
+
+  readonly url: string;
+  readonly clients: number;
+
+  constructor(url: string, clients = 8) {
+    this.url = url;
+    this.clients = clients;
+  }
+
+  start(): this {
+    for (let c = 0; c < this.clients; c++) {
+      this.#clients.push(
+        (async () => {
+          for (let i = 0; !this.#stop; i++) {
+            const path = i % 2 === 0 ? `/llm/c${c}-${i}` : `/web/c${c}-${i}`;
+            const start = performance.now();
+            try {
+              const r = await fetch(`${this.url}${path}`, { signal: AbortSignal.timeout(15_000) });
+              await r.arrayBuffer();
+              this.samples.push({ start, end: performance.now(), status: r.status, cluster: r.headers.get('x-serve-cluster') ?? '', error: r.status === 200 ? null : `${r.status}` });
+            } catch (err) {
+              this.samples.push({ start, end: performance.now(), status: 0, cluster: '', error: (err as Error).message });
+            }
+          }
+        })(),
+      );
+    }
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#stop = true;
+    await Promise.all(this.#clients);
+  }
+
+  failures(): Sample[] {
+    return this.samples.filter((s) => s.error !== null);
+  }
+
+  /** Requests started in [from, to) that completed, by cluster. */
+  countIn(from: number, to: number): { n: number; by: Map<string, number> } {
+    const by = new Map<string, number>();
+    let n = 0;
+    for (const s of this.samples) {
+      if (s.start < from || s.start >= to || s.error !== null) continue;
+      n++;
+      by.set(s.cluster, (by.get(s.cluster) ?? 0) + 1);
+    }
+    return { n, by };
+  }
+}

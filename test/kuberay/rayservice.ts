@@ -16,6 +16,8 @@ export interface RayServiceSpecOptions {
   readonly deletionDelaySeconds: number;
   readonly workers?: number;
   readonly serveConfigV2?: string;
+  /** upgradeStrategy NewClusterWithIncrementalUpgrade with these clusterUpgradeOptions (and enableInTreeAutoscaling, which KubeRay requires with it). */
+  readonly incremental?: { readonly gatewayClassName: string; readonly stepSizePercent: number; readonly intervalSeconds: number; readonly maxSurgePercent: number };
 }
 
 /** A RayService like KubeRay's ray-service.sample.yaml: one head, one worker group, the suite's two apps. */
@@ -28,14 +30,16 @@ export function rayServiceManifest(o: RayServiceSpecOptions): Record<string, unk
     spec: {
       rayClusterDeletionDelaySeconds: o.deletionDelaySeconds,
       serveConfigV2: o.serveConfigV2 ?? SERVE_CONFIG_V2,
-      rayClusterConfig: rayClusterConfig(o.generation, workers),
+      rayClusterConfig: rayClusterConfig(o.generation, workers, o.incremental !== undefined),
+      ...(o.incremental ? { upgradeStrategy: { type: 'NewClusterWithIncrementalUpgrade', clusterUpgradeOptions: { ...o.incremental } } } : {}),
     },
   };
 }
 
-function rayClusterConfig(generation: number, workers: number): Record<string, unknown> {
+function rayClusterConfig(generation: number, workers: number, autoscaling = false): Record<string, unknown> {
   return {
     rayVersion: '2.53.0',
+    ...(autoscaling ? { enableInTreeAutoscaling: true } : {}),
     headGroupSpec: {
       rayStartParams: {},
       template: {
@@ -159,7 +163,7 @@ export class RayServiceUnderTest {
    */
   async upgrade(serveConfigV2?: string): Promise<number> {
     this.generation++;
-    const spec: Record<string, unknown> = { rayClusterConfig: rayClusterConfig(this.generation, this.#opts.workers ?? 2) };
+    const spec: Record<string, unknown> = { rayClusterConfig: rayClusterConfig(this.generation, this.#opts.workers ?? 2, this.#opts.incremental !== undefined) };
     if (serveConfigV2 !== undefined) spec['serveConfigV2'] = serveConfigV2;
     await this.#custom.patchNamespacedCustomObject({ ...RS, namespace: this.namespace, name: this.name, body: { spec } }, mergePatch);
     return this.generation;

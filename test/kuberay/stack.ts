@@ -173,15 +173,15 @@ function applyPatch(api: ApiServer, path: string, yamlText: string): Promise<voi
 
 /** Applies CRD files server-side (they are too large for a client-side apply) and waits until each serves lists. */
 export async function applyCrdsServerSide(api: ApiServer, files: readonly string[]): Promise<void> {
-  const names: Array<{ name: string; group: string; plural: string; version: string }> = [];
+  const names: Array<{ name: string; group: string; plural: string; version: string; cluster: boolean }> = [];
   for (const file of files) {
     const text = readFileSync(file, 'utf8');
-    for (const doc of loadAllYaml(text) as Array<{ kind?: string; metadata?: { name?: string }; spec?: { group: string; names: { plural: string }; versions: Array<{ name: string; storage?: boolean }> } } | null>) {
+    for (const doc of loadAllYaml(text) as Array<{ kind?: string; metadata?: { name?: string }; spec?: { group: string; scope?: string; names: { plural: string }; versions: Array<{ name: string; storage?: boolean }> } } | null>) {
       if (!doc || doc.kind !== 'CustomResourceDefinition' || !doc.metadata?.name || !doc.spec) continue;
       const v = doc.spec.versions.find((x) => x.storage) ?? doc.spec.versions[0]!;
-      names.push({ name: doc.metadata.name, group: doc.spec.group, plural: doc.spec.names.plural, version: v.name });
+      names.push({ name: doc.metadata.name, group: doc.spec.group, plural: doc.spec.names.plural, version: v.name, cluster: doc.spec.scope === 'Cluster' });
     }
-    // One file holds one CRD (KubeRay's layout): send the file's YAML as is.
+    // One file holds one CRD (KubeRay's and the Gateway API's layout): send the file's YAML as is.
     await applyPatch(api, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${names[names.length - 1]!.name}`, text);
   }
   const ext = api.kc.makeApiClient(ApiextensionsV1Api);
@@ -192,7 +192,8 @@ export async function applyCrdsServerSide(api: ApiServer, files: readonly string
       try {
         const crd = await ext.readCustomResourceDefinition({ name: n.name });
         if ((crd.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True')) {
-          await custom.listNamespacedCustomObject({ group: n.group, version: n.version, namespace: 'default', plural: n.plural });
+          if (n.cluster) await custom.listClusterCustomObject({ group: n.group, version: n.version, plural: n.plural });
+          else await custom.listNamespacedCustomObject({ group: n.group, version: n.version, namespace: 'default', plural: n.plural });
           break;
         }
       } catch {
@@ -211,6 +212,8 @@ export interface StackOptions {
   readonly kubelet?: KubeletOptions;
   /** KubeRay operator feature gates (e.g. "RayServiceIncrementalUpgrade=true"). */
   readonly featureGates?: string;
+  /** More CRD files applied (server-side) before the operator starts (e.g. the Gateway API's). */
+  readonly extraCrds?: readonly string[];
 }
 
 export interface KubeRayStack {
@@ -234,7 +237,7 @@ export async function startKubeRayStack(o: StackOptions = {}): Promise<KubeRaySt
   const parts: Array<{ stop(): Promise<void> }> = [];
   try {
     let t = performance.now();
-    await applyCrdsServerSide(api, KUBERAY_CRDS);
+    await applyCrdsServerSide(api, [...KUBERAY_CRDS, ...(o.extraCrds ?? [])]);
     timings.crds = Math.round(performance.now() - t);
 
     t = performance.now();
