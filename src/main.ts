@@ -223,6 +223,7 @@ export class Gateway {
           onModel: (model) => this.#applyGatewayModel(model),
         });
         source.onWatchChange = () => this.gatewayApi?.schedule();
+        source.onSavedGateway = (saved) => this.gatewayApi?.adoptSaved(saved.rules, saved.services);
       }
       this.kubernetes.start();
     }
@@ -474,6 +475,7 @@ export class Gateway {
 
   /** Gateway API mode: new HTTPRoute rules or plain-Service backends. */
   #applyGatewayModel(model: GatewayApiModel): void {
+    this.kubernetes?.saveGateway({ rules: model.rules, services: model.services });
     this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
     this.reconciler.setGatewayRules(model.rules);
     this.traffic.onConfigChanged();

@@ -75,6 +75,18 @@ export class GatewayApiController {
     return this.#model;
   }
 
+  /**
+   * Boot from last_known_good: the saved rules route until the API server
+   * answers (no status is written from them; the first evaluation replaces them).
+   */
+  adoptSaved(rules: GatewayApiModel['rules'], services: GatewayApiModel['services']): void {
+    if (this.#model !== null) return;
+    const model: GatewayApiModel = { classes: [], gateways: [], routes: [], rules, services };
+    this.#model = model;
+    this.#modelKey = JSON.stringify([rules, services]);
+    this.#d.onModel(model);
+  }
+
   /** Something changed (a watch event, the view, leadership): re-evaluate soon, once per burst. */
   schedule(delayMs = 0): void {
     if (this.#stopped || this.#timer !== null) return;

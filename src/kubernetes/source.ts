@@ -8,6 +8,8 @@ import { dirname } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { KubernetesConfig } from '../config/types.ts';
+import type { ClusterConfig } from '../config/types.ts';
+import type { GwRule } from '../core/gateway-rule.ts';
 import { buildView, EMPTY_VIEW, type KubeView } from './view.ts';
 import { KubeWatch, loadKubeConfig, type WatchStatus } from './watch.ts';
 
@@ -22,6 +24,13 @@ export interface KubeSourceStatus extends WatchStatus {
 export interface SavedView {
   readonly savedAtMs: number;
   readonly view: KubeView;
+  /** Gateway API mode: the HTTPRoute rules and plain-Service backends last derived (absent otherwise). */
+  readonly gateway?: SavedGateway;
+}
+
+export interface SavedGateway {
+  readonly rules: readonly GwRule[];
+  readonly services: readonly ClusterConfig[];
 }
 
 export class KubernetesSource {
@@ -39,6 +48,9 @@ export class KubernetesSource {
   onView: (view: KubeView, prev: KubeView, source: ViewSource) => void = () => {};
   /** Any watched object changed (Gateway API mode re-evaluates its objects). */
   onWatchChange: () => void = () => {};
+  /** Booting from last_known_good in Gateway API mode: the rules saved with it. */
+  onSavedGateway: (saved: SavedGateway) => void = () => {};
+  #gateway: SavedGateway | null = null;
 
   constructor(cfg: KubernetesConfig, clock: Clock, log: Logger) {
     this.cfg = cfg;
@@ -77,6 +89,10 @@ export class KubernetesSource {
       this.#source = 'last_known_good';
       this.#viewAtMs = saved.savedAtMs;
       this.onView(saved.view, EMPTY_VIEW, 'last_known_good');
+      if (saved.gateway !== undefined) {
+        this.#gateway = saved.gateway;
+        this.onSavedGateway(saved.gateway);
+      }
     }, this.cfg.bootWaitMs);
   }
 
@@ -111,6 +127,12 @@ export class KubernetesSource {
     this.onWatchChange(); // the Ray clusters changed: backendRefs may resolve differently
   }
 
+  /** Gateway API mode: new rules to keep with the view in last_known_good. */
+  saveGateway(gateway: SavedGateway): void {
+    this.#gateway = gateway;
+    if (this.#source === 'api') this.#save(this.#view);
+  }
+
   #save(view: KubeView): void {
     const path = this.cfg.lastKnownGood;
     try {
@@ -118,7 +140,8 @@ export class KubernetesSource {
       const tmp = `${path}.tmp`;
       const fd = openSync(tmp, 'w');
       try {
-        writeFileSync(fd, JSON.stringify({ savedAtMs: this.#clock.wallNow(), view } satisfies SavedView));
+        const doc: SavedView = { savedAtMs: this.#clock.wallNow(), view, ...(this.#gateway !== null ? { gateway: this.#gateway } : {}) };
+        writeFileSync(fd, JSON.stringify(doc));
         fsyncSync(fd);
       } finally {
         closeSync(fd);

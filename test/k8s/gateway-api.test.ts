@@ -17,7 +17,10 @@
 // Run with `npm run test:k8s`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { APISERVER_SETUP_TIMEOUT_MS, apiServerUnavailable, startApiServer } from './apiserver.ts';
 import type { ApiServer, ServiceAccountAccess } from './apiserver.ts';
 import { KubeRayPlayer, appWeights, sleep, startK8sGateway, statusUntil, until } from './kuberay-player.ts';
@@ -336,5 +339,40 @@ describe('Gateway API mode: KubeRay incremental upgrade through serve-gateway, r
     assert.equal(report['controller_name'], CONTROLLER_NAME);
     assert.equal(report['writes_status'], true);
     assert.ok(report['status_writes'] > 0);
+  });
+  test('a gateway that starts while the API server is down routes by the HTTPRoute rules saved in last_known_good', { timeout: 180_000 }, async () => {
+    assert.ok(g !== undefined, 'the gateway of the first test runs');
+    const saved = JSON.parse(readFileSync(g.lastKnownGood, 'utf8')) as { gateway?: { rules: unknown[] } };
+    assert.ok((saved.gateway?.rules.length ?? 0) >= 1, 'the rules are saved with the view');
+    const dir = mkdtempSync(join(tmpdir(), 'sg-gwapi-lkg-'));
+    const lkg = join(dir, 'lkg.json');
+    copyFileSync(g.lastKnownGood, lkg);
+    await server.halt();
+    let g2: K8sGateway | null = null;
+    try {
+      g2 = await startK8sGateway({
+        kubeconfig: sa.kubeconfigPath,
+        namespace: NS,
+        rayservices: [RS],
+        stateDir: join(dir, 'state'),
+        lastKnownGood: lkg,
+        gatewayApi: { enabled: true, controller_name: CONTROLLER_NAME, service: 'serve-gateway' },
+      });
+      const g2url = g2.gw.url;
+      const r = await until('a request routed by the saved HTTPRoute rules', REACT_MS, async () => {
+        const res = await fetch(`${g2url}/llm/from-lkg`);
+        await res.arrayBuffer();
+        return res.status === 200 ? res : undefined;
+      });
+      assert.equal(r.headers.get('x-serve-cluster'), p.active);
+      const st = await g2.status();
+      assert.equal(st['kubernetes']['source'], 'last_known_good');
+      assert.equal((st['apps'] as Array<Record<string, unknown>>).find((a) => a['name'] === 'llm')?.['weights_from'], `httproute ${NS}/${RS}-httproute`);
+      assert.equal(st['kubernetes']['gateway_api']['synced'], false, 'the API server is down: nothing is written from saved rules');
+    } finally {
+      await g2?.close();
+      await server.resume();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
