@@ -192,23 +192,28 @@ describe('Gateway API mode: KubeRay incremental upgrade through serve-gateway, r
     assert.match(String(refused.json['error']['message']), new RegExp(`HTTPRoute ${NS}/${RS}-httproute`));
 
     // ── upgrade 1: spec change → pending cluster → its serve Service, weight 0 → the loop to 0/100 → promotion.
-    const green = await p.beginUpgrade();
-    await p.startCluster(green);
-    await p.setPodsReady(green, true);
-    await inc.createServeService(green);
-    await inc.writeRoute([[blue, 100], [green, 0]]);
-    await p.setAppStatuses(green, 'DEPLOYING');
-    await p.setAppStatuses(green, 'RUNNING');
-    steps.push(await measureStep(load, { [blue]: 100, [green]: 0 }));
-    inc.pendingCapacity = 0;
-    inc.activeCapacity = 100;
-    inc.pendingWeight = 0;
-    while (inc.pendingWeight < 100) {
-      await sleep(inc.o.intervalSeconds * 1000);
-      const w = await inc.step(blue, green);
-      if (w === null) throw new Error('KubeRay would stall: Gateway or HTTPRoute not ready');
-      if (inc.writes.at(-1)!.weights[green] === w) steps.push(await measureStep(load, { [blue]: 100 - w, [green]: w }));
-    }
+    /** §1.2: spec change → pending cluster, its serve Service, weight 0, apps RUNNING; then KubeRay's loop until the pending weight is `upTo`. */
+    const upgradeTo = async (active: string, upTo: number): Promise<string> => {
+      const pending = await p.beginUpgrade();
+      await p.startCluster(pending);
+      await p.setPodsReady(pending, true);
+      await inc.createServeService(pending);
+      await inc.writeRoute([[active, 100], [pending, 0]]);
+      await p.setAppStatuses(pending, 'DEPLOYING');
+      await p.setAppStatuses(pending, 'RUNNING');
+      steps.push(await measureStep(load, { [active]: 100, [pending]: 0 }));
+      inc.pendingCapacity = 0;
+      inc.activeCapacity = 100;
+      inc.pendingWeight = 0;
+      while (inc.pendingWeight < upTo) {
+        await sleep(inc.o.intervalSeconds * 1000);
+        const w = await inc.step(active, pending);
+        if (w === null) throw new Error('KubeRay would stall: Gateway or HTTPRoute not ready');
+        if (inc.writes.at(-1)!.weights[pending] === w) steps.push(await measureStep(load, { [active]: 100 - w, [pending]: w }));
+      }
+      return pending;
+    };
+    const green = await upgradeTo(blue, 100);
     // Promotion at 0/100; the next reconcile rewrites the route with the new active cluster alone.
     await p.promote();
     await inc.writeRoute([[green, 100]]);
@@ -217,22 +222,7 @@ describe('Gateway API mode: KubeRay incremental upgrade through serve-gateway, r
     await api.deleteService(`${blue}-serve-svc`);
 
     // ── upgrade 2, rolled back at 50/50 (KubeRay 1.7): the weight moves back by the same steps.
-    const red = await p.beginUpgrade();
-    await p.startCluster(red);
-    await p.setPodsReady(red, true);
-    await inc.createServeService(red);
-    await inc.writeRoute([[green, 100], [red, 0]]);
-    await p.setAppStatuses(red, 'DEPLOYING');
-    await p.setAppStatuses(red, 'RUNNING');
-    inc.pendingCapacity = 0;
-    inc.activeCapacity = 100;
-    inc.pendingWeight = 0;
-    while (inc.pendingWeight < 50) {
-      await sleep(inc.o.intervalSeconds * 1000);
-      const w = await inc.step(green, red);
-      if (w === null) throw new Error('KubeRay would stall: Gateway or HTTPRoute not ready');
-      if (inc.writes.at(-1)!.weights[red] === w) steps.push(await measureStep(load, { [green]: 100 - w, [red]: w }));
-    }
+    const red = await upgradeTo(green, 50);
     while (inc.pendingWeight > 0) {
       await sleep(inc.o.intervalSeconds * 1000);
       const w = await inc.stepBack(green, red);
