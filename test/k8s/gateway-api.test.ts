@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APISERVER_SETUP_TIMEOUT_MS, apiServerUnavailable, startApiServer } from './apiserver.ts';
 import type { ApiServer, ServiceAccountAccess } from './apiserver.ts';
-import { KubeRayPlayer, appWeights, sleep, startK8sGateway, statusUntil, until } from './kuberay-player.ts';
+import { GATEWAY_ROLE_RULES, KubeRayPlayer, appWeights, replicaRoleRules, sleep, startK8sGateway, statusUntil, until } from './kuberay-player.ts';
 import type { K8sGateway } from './kuberay-player.ts';
 import {
   CONTROLLER_NAME,
@@ -363,6 +363,62 @@ describe('Gateway API mode: KubeRay incremental upgrade through serve-gateway, r
       await g2?.close();
       await server.resume();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test('several replicas: only the leader Lease holder writes status; when it goes, the next one does', { timeout: 180_000 }, async () => {
+    assert.ok(g !== undefined, 'the gateway of the first test ran');
+    await g.close(); // it writes status without a Lease: it would be a third writer
+    const replicaSa = await server.serviceAccountKubeConfig({
+      name: 'serve-gateway-ha',
+      namespace: NS,
+      rules: [...GATEWAY_API_ROLE_RULES, ...replicaRoleRules('gw-state').slice(GATEWAY_ROLE_RULES.length)],
+      clusterRules: [...GATEWAY_API_CLUSTER_RULES],
+    });
+    const start = async (pod: string): Promise<K8sGateway> => {
+      const was = process.env['POD_NAME'];
+      process.env['POD_NAME'] = pod; // the replica's identity (the downward API's pod name)
+      try {
+        return await startK8sGateway({
+          kubeconfig: replicaSa.kubeconfigPath,
+          namespace: NS,
+          rayservices: [RS],
+          gatewayApi: { enabled: true, controller_name: CONTROLLER_NAME, service: 'serve-gateway' },
+          kubernetesExtra: { state_configmap: 'gw-state', leader_lease: 'gw-leader', lease_duration: '3s' },
+        });
+      } finally {
+        if (was === undefined) delete process.env['POD_NAME'];
+        else process.env['POD_NAME'] = was;
+      }
+    };
+    const a = await start('gw-a');
+    const b = await start('gw-b');
+    const replicas = [a, b];
+    try {
+      const report = async (x: K8sGateway) => (await x.status())['kubernetes']['gateway_api'] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const leaderOf = async () => {
+        const r = await Promise.all(replicas.map(report));
+        const leaders = replicas.filter((_, i) => r[i]!['writes_status'] === true);
+        return leaders.length === 1 ? leaders[0]! : undefined;
+      };
+      const leader = await until('exactly one replica writes status', REACT_MS, leaderOf);
+      const follower = leader === a ? b : a;
+      // A route edit: only the leader writes the new observedGeneration.
+      const bump = async () => (await api.updateSpec('httproutes', 'missing-backend', (spec) => ({ ...spec, rules: [{ backendRefs: [{ name: 'not-there', port: 8000, weight: 1 + Math.floor(Math.random() * 50) }] }] }))).metadata!.generation!;
+      const gen1 = await bump();
+      await until('the edit acknowledged', REACT_MS, async () => (await api.get('httproutes', 'missing-backend')).status.parents[0].conditions.every((c: { observedGeneration: number }) => c.observedGeneration === gen1));
+      assert.ok((await report(leader))['status_writes'] > 0);
+      assert.equal((await report(follower))['status_writes'], 0, 'a follower never writes Gateway API status');
+      // The leader goes; the follower takes the Lease over and writes.
+      await leader.close();
+      replicas.splice(replicas.indexOf(leader), 1);
+      const tookOver = performance.now();
+      await until('the follower leads', REACT_MS, async () => (await report(follower))['writes_status'] === true);
+      const gen2 = await bump();
+      await until('the edit acknowledged by the new leader', REACT_MS, async () => (await api.get('httproutes', 'missing-backend')).status.parents[0].conditions.every((c: { observedGeneration: number }) => c.observedGeneration === gen2));
+      console.log(`# new leader writing ${Math.round(performance.now() - tookOver)} ms after the old one stopped (lease 3 s)`);
+      assert.ok((await report(follower))['status_writes'] > 0);
+    } finally {
+      for (const x of replicas) await x.close().catch(() => {});
     }
   });
 });

@@ -808,6 +808,8 @@ export interface K8sGatewayOptions {
   readonly extra?: Record<string, unknown>;
   /** kubernetes.gateway_api (Gateway API mode). */
   readonly gatewayApi?: Record<string, unknown>;
+  /** More keys of `kubernetes` (e.g. state_configmap, leader_lease, lease_duration). */
+  readonly kubernetesExtra?: Record<string, unknown>;
 }
 
 export interface K8sGateway {
@@ -837,6 +839,7 @@ export function k8sGatewayDoc(o: K8sGatewayOptions & { stateDir: string; lastKno
     last_known_good: o.lastKnownGood,
   };
   if (o.gatewayApi !== undefined) kubernetes['gateway_api'] = o.gatewayApi;
+  Object.assign(kubernetes, o.kubernetesExtra ?? {});
   if (o.selector !== undefined) kubernetes['selector'] = o.selector;
   else kubernetes['rayservices'] = [...(o.rayservices ?? [])];
   return {
