@@ -476,8 +476,7 @@ export class Gateway {
   /** Gateway API mode: new HTTPRoute rules or plain-Service backends. */
   #applyGatewayModel(model: GatewayApiModel): void {
     this.kubernetes?.saveGateway({ rules: model.rules, services: model.services });
-    this.reconciler.setConfig(this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
-    this.reconciler.setGatewayRules(model.rules);
+    this.reconciler.setGatewayRules(model.rules, this.#effectiveConfig(this.kubernetes?.view ?? EMPTY_VIEW));
     this.traffic.onConfigChanged();
     this.#syncPollersAndProbers();
   }

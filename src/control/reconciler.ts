@@ -54,6 +54,25 @@ export class Reconciler {
   }
 
   setConfig(config: GatewayConfig): void {
+    const removed = this.#takeConfig(config);
+    this.rebuild('config');
+    if (removed.length > 0) this.onClustersRemoved(removed);
+  }
+
+  /**
+   * Gateway API mode: new HTTPRoute rules and the config with their plain-Service
+   * clusters, in one rebuild (a rule never names a cluster the snapshot lacks).
+   */
+  setGatewayRules(rules: readonly GwRule[] | null, config: GatewayConfig = this.config): void {
+    if (config === this.config && JSON.stringify(rules) === JSON.stringify(this.#gatewayRules)) return;
+    const removed = config === this.config ? [] : this.#takeConfig(config);
+    this.#gatewayRules = rules;
+    this.rebuild('httproutes');
+    if (removed.length > 0) this.onClustersRemoved(removed);
+  }
+
+  /** Adopts a config; returns the runtime clusters it drops (closed by the caller after the next publish). */
+  #takeConfig(config: GatewayConfig): UpstreamCluster[] {
     const names = new Set(config.clusters.map((c) => c.name));
     for (const c of config.clusters) {
       const prev = this.#clusterApps.get(c.name);
@@ -73,8 +92,7 @@ export class Reconciler {
         removed.push(cluster);
       }
     }
-    this.rebuild('config');
-    if (removed.length > 0) this.onClustersRemoved(removed);
+    return removed;
   }
 
   /** A dashboard poll result (or its failure, with the last known apps). */
@@ -83,13 +101,6 @@ export class Reconciler {
     if (prev !== undefined && prev.stale === apps.stale && prev.source === apps.source && JSON.stringify(prev.apps) === JSON.stringify(apps.apps)) return;
     this.#clusterApps.set(name, apps);
     this.rebuild(`cluster ${name} apps`);
-  }
-
-  /** Gateway API mode: the HTTPRoute rules (null: off). */
-  setGatewayRules(rules: readonly GwRule[] | null): void {
-    if (JSON.stringify(rules) === JSON.stringify(this.#gatewayRules)) return;
-    this.#gatewayRules = rules;
-    this.rebuild('httproutes');
   }
 
   setWeights(weights: ReadonlyMap<string, Weights>): void {

@@ -205,8 +205,14 @@ export function buildSnapshot(input: SnapshotInput, bind: SnapshotBindings): Sna
 }
 
 function compileGateway(rules: readonly GwRule[], apps: ReadonlyMap<string, AppRoute>, clusterOrder: readonly string[], config: GatewayConfig, bind: SnapshotBindings): GatewayRoutes<AppRoute> {
+  // A plain-Service cluster the config does not have (yet) cannot be bound: its share fails like an unresolved one.
+  const known = rules.map((r) =>
+    r.backends.every((b) => b.kind !== 'service' || clusterOrder.includes(b.cluster))
+      ? r
+      : { ...r, backends: r.backends.map((b) => (b.kind === 'service' && !clusterOrder.includes(b.cluster) ? { kind: 'invalid' as const, weight: b.weight, reason: 'NotProgrammedYet', service: b.service } : b)) },
+  );
   return compileGatewayRoutes<AppRoute>(
-    rules,
+    known,
     [...apps.keys()],
     (name, clusters, weights) => {
       const app = apps.get(name)!;
