@@ -54,8 +54,6 @@ const WEB_NS = 'gateway-conformance-web-backend';
 const APP_NS = 'gateway-conformance-app-backend';
 const GROUP = 'gateway.networking.k8s.io';
 const UPSTREAM = 'sigs.k8s.io/gateway-api@v1.4.0 conformance/tests';
-const ANCHOR_ROUTE = 'conformance-anchor';
-const ANCHOR_HOST = 'anchor.conformance.invalid';
 /** conformance/utils/config/timeout.go: MaxTimeToConsistency (30 s), 3 consecutive successes. */
 const MAX_TIME_TO_CONSISTENCY_MS = 30_000;
 const CONSECUTIVE = 3;
@@ -456,8 +454,6 @@ interface CaseOptions {
   /** Note for the table when it passes (e.g. which parts were ported). */
   readonly note?: string;
   readonly timeoutMs?: number;
-  /** Leave the case's objects in place (its cleanup would trip the gateway bug the last test shows). */
-  readonly keep?: string;
 }
 
 /** CONFORMANCE_CASES=A,B runs only those cases (for debugging one case). */
@@ -491,8 +487,7 @@ function conformance(name: string, o: CaseOptions, fn: () => Promise<void>): voi
       throw err;
     } finally {
       row.ms = Math.round(performance.now() - t0);
-      if (o.keep === undefined) await cleanup();
-      else created = [];
+      await cleanup();
     }
   });
 }
@@ -544,10 +539,6 @@ describe('Gateway API conformance, core GATEWAY-HTTP cases ported from v1.4.0, a
         gatewayManifest('backend-namespaces', [{ name: 'http', port: 80, protocol: 'HTTP', allowedRoutes: { namespaces: { from: 'Selector', selector: { matchLabels: { 'gateway-conformance': 'backend' } } } } }]),
       ];
       for (const m of base) await apply(m);
-      // Not upstream: a route on a host no case uses, naming the three infra backends, so that their
-      // upstream clusters stay configured between cases. Without it, deleting a case's route trips
-      // the gateway bug the last test shows (see 'gateway bug' below) and every later case fails for it.
-      await apply(httpRoute(ANCHOR_ROUTE, { parentRefs: [{ name: 'all-namespaces' }], hostnames: [ANCHOR_HOST], rules: [{ backendRefs: ['infra-backend-v1', 'infra-backend-v2', 'infra-backend-v3'].map((b) => backend(b)) }] }));
       created = []; // base objects stay for the whole file
       g = await startK8sGateway({
         kubeconfig: sa.kubeconfigPath,
@@ -1192,11 +1183,9 @@ describe('Gateway API conformance, core GATEWAY-HTTP cases ported from v1.4.0, a
       ]);
     },
   );
-  // ── last: the case that leaves Services with no route behind (its cleanup trips the bug below)
-
   conformance(
     'HTTPRouteServiceTypes',
-    { file: 'httproute-service-types', keep: 'deleting its route and Services would trip the gateway bug below', fails: 'backends resolve through the Service selector to Ready pods, not EndpointSlices: the headless Service works, the two selector-less Services with hand-written EndpointSlices have no endpoints' },
+    { file: 'httproute-service-types', fails: 'backends resolve through the Service selector to Ready pods, not EndpointSlices: the headless Service works, the two selector-less Services with hand-written EndpointSlices have no endpoints' },
     async () => {
       const disc = server.kc.makeApiClient(DiscoveryV1Api);
       await apply(httpRoute('service-types', {
@@ -1231,18 +1220,15 @@ describe('Gateway API conformance, core GATEWAY-HTTP cases ported from v1.4.0, a
     },
   );
 
-  // The bug the anchor route works around (src/main.ts #applyGatewayModel, see docs/gateway-api-conformance.md).
-  // Opt-in (CONFORMANCE_BUG_PROBE=1): the exception it provokes in the gateway's timer is an uncaught
-  // exception, which node:test counts against the file even inside a todo test.
-  // deleting the last HTTPRoute that names a plain Service rebuilds the snapshot with the new config (that
-  // Service's upstream cluster gone) but the old rules (still naming it); the rebuild throws in
-  // Reconciler#cluster, the rules are never replaced and that pass writes no status. Runs last: it leaves
-  // the gateway with stale rules.
+  // Not upstream: the gateway bug this port first ran into (fixed in c426779). Deleting the last HTTPRoute
+  // that named a plain Service rebuilt the snapshot with the new config (that Service's upstream cluster
+  // gone) but the old rules (still naming it): the rebuild threw, the rules were never replaced and that
+  // pass wrote no status, so every case after a cleanup failed.
   test(
-    'gateway bug: after the last route naming a plain Service is deleted, the next route still gets its status and its rules',
-    process.env['CONFORMANCE_BUG_PROBE'] ? { todo: 'known gateway bug in src/main.ts (#applyGatewayModel: setConfig with the new clusters runs before setGatewayRules with the new rules), outside the files this work may change' } : { skip: 'opt-in: CONFORMANCE_BUG_PROBE=1 (the bug raises an uncaught exception in the gateway, which fails the file)' },
+    'regression (suite cleanup pattern): after the last route naming a plain Service is deleted, the next route gets its status and its rules, the old rule is gone',
+    { timeout: 120_000 },
     async () => {
-      patience = MAX_TIME_TO_CONSISTENCY_MS / 3;
+      patience = MAX_TIME_TO_CONSISTENCY_MS;
       try {
         await retry429(() => api.core.createNamespacedService({ namespace: NS, body: { metadata: { name: 'bug-probe', namespace: NS }, spec: { selector: { app: 'infra-backend-v2' }, ports: [{ protocol: 'TCP', port: 8080, targetPort: 3000 }] } } }));
         created.push({ plural: 'services', name: 'bug-probe', ns: NS, version: 'v1' });
