@@ -142,6 +142,19 @@ describe('evaluateGatewayApi', () => {
     assert.deepEqual(serviceEndpoints({ app: 'echo' }, 8080, [pod('e1', { app: 'echo' }, 'fd00::1')]), ['http://[fd00::1]:8080']);
   });
 
+  it('allowedRoutes.namespaces.from Selector: only the kubernetes.io/metadata.name label is known', () => {
+    const withSelector = (selector: object) =>
+      evaluateGatewayApi(
+        kuberay({
+          gateways: [{ metadata: { name: 'llm-gateway', namespace: 'ray', generation: 1 }, spec: { gatewayClassName: 'serve-gateway', listeners: [{ name: 'http', protocol: 'HTTP', port: 80, allowedRoutes: { namespaces: { from: 'Selector', selector } } }] } }],
+        }),
+      ).routes[0]!.parents[0]!.conditions.find((c) => c.type === 'Accepted')!.reason;
+    assert.equal(withSelector({ matchLabels: { 'kubernetes.io/metadata.name': 'ray' } }), 'Accepted');
+    assert.equal(withSelector({ matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['ray', 'x'] }] }), 'Accepted');
+    assert.equal(withSelector({ matchLabels: { 'kubernetes.io/metadata.name': 'other' } }), 'NotAllowedByListeners');
+    assert.equal(withSelector({ matchLabels: { team: 'llm' } }), 'NotAllowedByListeners', 'other namespace labels are not known');
+  });
+
   it('intersects listener and route hostnames', () => {
     assert.equal(intersectHostnames(undefined, []), null);
     assert.deepEqual(intersectHostnames('*.example.com', []), ['*.example.com']);

@@ -56,7 +56,13 @@ export interface ListenerSpec {
   readonly port?: number;
   readonly protocol?: string;
   readonly allowedRoutes?: {
-    readonly namespaces?: { readonly from?: string };
+    readonly namespaces?: {
+      readonly from?: string;
+      readonly selector?: {
+        readonly matchLabels?: Readonly<Record<string, string>>;
+        readonly matchExpressions?: ReadonlyArray<{ readonly key: string; readonly operator: string; readonly values?: readonly string[] }>;
+      };
+    };
     readonly kinds?: ReadonlyArray<{ readonly group?: string; readonly kind?: string }>;
   };
 }
@@ -394,8 +400,28 @@ function namespaceAllowed(l: ListenerSpec, routeNs: string, gatewayNs: string): 
   const from = l.allowedRoutes?.namespaces?.from ?? 'Same';
   if (from === 'All') return true;
   if (from === 'Same') return routeNs === gatewayNs;
-  return false; // Selector: namespaces are not watched (docs/gateway-api.md)
+  if (from !== 'Selector') return false;
+  // Namespaces are not watched: the one label every namespace has (its name, set by the API
+  // server since Kubernetes 1.22) is all a selector may use here (docs/gateway-api.md).
+  const sel = l.allowedRoutes?.namespaces?.selector;
+  const labels: Record<string, string> = { [NAMESPACE_NAME_LABEL]: routeNs };
+  const exprs = sel?.matchExpressions ?? [];
+  const matchLabels = Object.entries(sel?.matchLabels ?? {});
+  if (matchLabels.length + exprs.length === 0) return true; // an empty selector selects every namespace
+  for (const [k, v] of matchLabels) if (labels[k] !== v) return false;
+  for (const e of exprs) {
+    const has = e.key in labels;
+    const value = labels[e.key];
+    const values = e.values ?? [];
+    if (e.operator === 'In' && !(has && values.includes(value!))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(value!)) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
 }
+
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /**
  * The hostnames a route gets on a listener (Gateway API hostname intersection):
