@@ -5,11 +5,15 @@
 // it holds no admission slot (docs/security.md); a streamed body is read after.
 // One RequestContext per request holds every per-request field (fixed shape)
 // and is itself the undici dispatch handler and the admission waiter, so the
-// hot path creates no promises and only two small closures (the client-close
-// listener, and the body reader for buffered bodies). `finish` runs exactly once.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// hot path creates no promises and no closures: node:http builds the request
+// and response as GatewayRequest/GatewayResponse (createServer's
+// IncomingMessage/ServerResponse options), whose `ctx` slot lets the close,
+// body-data and body-end listeners be shared module-level functions.
+// Metrics are plain-number cells resolved once per (app, cluster)
+// (src/metrics/instruments.ts). `finish` runs exactly once.
+import { IncomingMessage, ServerResponse, type ServerOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from '../core/request-id.ts';
 import type { Dispatcher } from 'undici';
 import type { Waiter } from '../admission/limiter.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
@@ -70,6 +74,23 @@ interface FaultMark {
 }
 /** Flags of failures the upstream is to blame for (count against rollout gates). */
 const UPSTREAM_FLAGS = new Set<string>(Object.values(ERRORS).filter((e) => e.source === 'upstream').map((e) => e.flag));
+
+/** node:http's request with a slot for its RequestContext (declared, so every instance has one shape). */
+export class GatewayRequest extends IncomingMessage {
+  ctx: RequestContext | null = null;
+}
+
+/** node:http's response with a slot for its RequestContext. */
+export class GatewayResponse extends ServerResponse {
+  ctx: RequestContext | null = null;
+}
+
+/** The createServer options that make node:http build GatewayRequest/GatewayResponse. */
+export const SERVER_CLASSES: ServerOptions = {
+  IncomingMessage: GatewayRequest,
+  // A ServerResponse whose `req` is a GatewayRequest; node:http's types want the generic class.
+  ServerResponse: GatewayResponse as unknown as typeof ServerResponse,
+};
 
 export class RequestPipeline {
   readonly deps: ProxyDeps;
@@ -209,7 +230,12 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   receive(): void {
     const { req, res } = this;
     this.proxy.counters.activeRequests++;
-    res.once('close', () => this.onClientClose());
+    if (res instanceof GatewayResponse) {
+      res.ctx = this;
+      res.on('close', onResponseClose);
+    } else {
+      res.once('close', () => this.onClientClose());
+    }
     this.path = routingPath(req.url ?? '/');
     const snap = this.snap;
     if (this.path.charCodeAt(1) === 45 /* - */ && (this.path === '/-/healthz' || this.path === '/-/routes')) {
@@ -245,14 +271,14 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   requestIdFromRaw(): string {
     const raw = this.req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'x-request-id') return raw[i + 1]!;
-    return randomUUID();
+    return newRequestId();
   }
 
   // ── route ──────────────────────────────────────────────────────────────
   route(snap: Snapshot): void {
     const app = matchRoute(snap.routes, this.path);
     filterRequestHeaders(this.req.rawHeaders, this.headers, this.info, app === null ? '' : app.stickyHeader);
-    if (this.info.requestId === '') this.info.requestId = randomUUID();
+    if (this.info.requestId === '') this.info.requestId = newRequestId();
     if (this.info.invalid !== '' || this.path.charCodeAt(0) !== 47 /* / */) {
       // Malformed for a proxy (RFC 9112 §3.2, §3.2.4): refused here, never forwarded or counted.
       this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute URL that Serve can parse'}.`);
@@ -316,14 +342,23 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     this.maybeContinue();
     this.bodyChunks = [];
-    this.req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
-    this.req.once('end', () => {
-      if (this.done) return;
-      const chunks = this.bodyChunks!;
-      this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      this.bodyChunks = null;
-      this.admit(this.target!);
-    });
+    const req = this.req;
+    if (req instanceof GatewayRequest) {
+      req.ctx = this;
+      req.on('data', onBodyData);
+      req.on('end', onBodyEnd);
+    } else {
+      req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
+      req.once('end', () => this.bodyRead());
+    }
+  }
+
+  bodyRead(): void {
+    if (this.done) return;
+    const chunks = this.bodyChunks!;
+    this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    this.bodyChunks = null;
+    this.admit(this.target!);
   }
 
   // ── admit ──────────────────────────────────────────────────────────────
@@ -553,7 +588,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       this.retryOrFail('backpressure');
       return;
     }
-    this.proxy.deps.metrics.upstreamAttempts.labels(this.target!.cluster.name, 'ok').inc();
+    this.target!.handles.attemptOk.n++;
     this.res.end();
     this.finish(this.status, '');
   }
@@ -749,6 +784,22 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       deps.accessLog.log(this.info.requestId, this.req.method ?? '', this.req.url ?? '', app?.name ?? '', target?.cluster.name ?? '', status, flag, this.attempts, durationMs, this.ttfbMs);
     }
   }
+}
+
+// Shared listeners (no closure per request): `this` is the emitter, its ctx the request's context.
+function onResponseClose(this: GatewayResponse): void {
+  const ctx = this.ctx;
+  if (ctx !== null) ctx.onClientClose();
+}
+
+function onBodyData(this: GatewayRequest, chunk: Buffer): void {
+  const ctx = this.ctx;
+  if (ctx !== null && ctx.bodyChunks !== null) ctx.bodyChunks.push(chunk);
+}
+
+function onBodyEnd(this: GatewayRequest): void {
+  const ctx = this.ctx;
+  if (ctx !== null && ctx.bodyChunks !== null) ctx.bodyRead();
 }
 
 function flushPendingHeaders(ctx: RequestContext): void {
