@@ -303,7 +303,8 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     const i = pickCluster(app.split, splitPoint(key, this.proxy.deps.random()));
     let target = app.targets[i];
-    const now = this.proxy.deps.clock.now();
+    // Runs in the same turn as receive: the start time is now.
+    const now = this.startMs;
     if (target === undefined || !target.cluster.isServing(now)) {
       // The chosen cluster cannot take it: that counts against it for rollout gates
       // (a target that is down must fail its step), then fail over to another
@@ -538,8 +539,12 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     // The client is not reading as fast as Serve sends: pause the upstream until
     // it drains, for at most server.write_timeout (then the connection is closed
     // and the slot freed: a client that never reads cannot hold capacity).
-    if (this.onDrain === null) this.onDrain = () => this.drained();
-    this.res.once('drain', this.onDrain);
+    const res = this.res;
+    if (res instanceof GatewayResponse) res.once('drain', onResponseDrain);
+    else {
+      if (this.onDrain === null) this.onDrain = () => this.drained();
+      res.once('drain', this.onDrain);
+    }
     const wt = this.snap!.config.server.writeTimeoutMs;
     if (wt > 0 && this.writeTimer === null) this.writeTimer = this.proxy.deps.clock.setTimeout(() => this.writeTimedOut(), wt);
     return false;
@@ -583,14 +588,16 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     const conn = this.conn!;
     conn.requestsOnSocket++;
     recordSuccess(this.endpoint!.health);
-    this.releaseConnection();
+    // One clock read for the connection's last use and the request's end.
+    const now = this.proxy.deps.clock.now();
+    this.releaseConnection(now);
     if (this.discard) {
       this.retryOrFail('backpressure');
       return;
     }
     this.target!.handles.attemptOk.n++;
     this.res.end();
-    this.finish(this.status, '');
+    this.finish(this.status, '', now);
   }
 
   onError(err: Error & { code?: string }): void {
@@ -697,12 +704,12 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.endpoint = null;
   }
 
-  releaseConnection(): void {
+  releaseConnection(now = this.proxy.deps.clock.now()): void {
     const conn = this.conn;
     if (conn === null) return;
     this.conn = null;
     this.abortUpstream = null;
-    conn.endpoint.release(conn, this.proxy.deps.clock.now());
+    conn.endpoint.release(conn, now);
   }
 
   // ── client went away ───────────────────────────────────────────────────
@@ -739,7 +746,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   }
 
   // ── finish: the single exit ────────────────────────────────────────────
-  finish(status: number, flag: string): void {
+  finish(status: number, flag: string, now = this.proxy.deps.clock.now()): void {
     if (this.done) return;
     this.done = true;
     if (this.fault !== null) {
@@ -762,7 +769,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       target.limiter.release();
     }
     if (this.queued && target !== null) target.limiter.cancel(this);
-    const durationMs = deps.clock.now() - this.startMs;
+    const durationMs = now - this.startMs;
     const app = this.app;
     const handles = target !== null && app !== null ? target.handles : deps.metrics.handles('', '');
     handles.countRequest(status, flag);
@@ -790,6 +797,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 function onResponseClose(this: GatewayResponse): void {
   const ctx = this.ctx;
   if (ctx !== null) ctx.onClientClose();
+}
+
+function onResponseDrain(this: GatewayResponse): void {
+  const ctx = this.ctx;
+  if (ctx !== null) ctx.drained();
 }
 
 function onBodyData(this: GatewayRequest, chunk: Buffer): void {
