@@ -9,7 +9,9 @@
 #   bench/ab.sh ROOT_A ROOT_B [ROUNDS] [SECONDS] [CONFIG]   (defaults: 7 rounds, 5 s, bench/gateway.bench.yaml)
 #
 # ROOT_* are checkouts of this repository (e.g. `git worktree add /tmp/sg-base <commit>`, with
-# node_modules linked); each runs `node ROOT/src/cli/main.ts start --config CONFIG`.
+# node_modules linked); each runs `node ROOT/src/cli/main.ts start --config CONFIG`. A ROOT_* that
+# is an executable file instead is run as `ROOT_* start --config CONFIG` (e.g. a wrapper that adds
+# node flags).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
@@ -33,7 +35,11 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run() { # $1 = label, $2 = root; prints µs/req
   rm -rf /tmp/sg-bench-state
-  taskset -c 1 "$node" "$2/src/cli/main.ts" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
+  if [ -f "$2" ] && [ -x "$2" ]; then
+    taskset -c 1 "$2" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
+  else
+    taskset -c 1 "$node" "$2/src/cli/main.ts" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
+  fi
   gw=$!
   n=0
   until curl -sf -o /dev/null -X POST --data x http://127.0.0.1:18080/llm; do
