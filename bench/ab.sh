@@ -8,6 +8,10 @@
 #
 #   bench/ab.sh ROOT_A ROOT_B [ROUNDS] [SECONDS] [CONFIG]   (defaults: 7 rounds, 5 s, bench/gateway.bench.yaml)
 #
+# With NGINX=1 every round also runs nginx (bench/lib/nginx.ts's config, port 18080, one process on
+# CPU1) in the same rotation, and the per-round A/nginx and B/nginx ratios are printed as well: the
+# old and the new gateway against nginx in the same minutes.
+#
 # ROOT_* are checkouts of this repository (e.g. `git worktree add /tmp/sg-base <commit>`, with
 # node_modules linked); each runs `node ROOT/src/cli/main.ts start --config CONFIG`. A ROOT_* that
 # is an executable file instead is run as `ROOT_* start --config CONFIG` (e.g. a wrapper that adds
@@ -33,6 +37,30 @@ trap 'kill $backend 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+measure() { # $1 = pid of the proxy on 18080; prints µs/req after warm-up + measured run
+  taskset -c 0 wrk -t1 -c64 -d3s -s "$root/bench/post.lua" http://127.0.0.1:18080/llm >/dev/null
+  t0=$(cpu_ticks $1)
+  reqs=$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" -s "$root/bench/post.lua" http://127.0.0.1:18080/llm | sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p')
+  t1=$(cpu_ticks $1)
+  awk -v d=$((t1 - t0)) -v r="$reqs" -v tck="$tck" 'BEGIN { printf "%.1f", d * 1e6 / tck / r }'
+}
+
+run_nginx() {
+  rm -rf "$tmp/nginx"
+  args=$("$node" -e "import('$root/bench/lib/nginx.ts').then((m) => console.log(m.nginxArgs(m.writeNginxConf('$tmp/nginx', 18080, 18000)).join(' ')))")
+  taskset -c 1 nginx $args >"$tmp/nginx.log" 2>&1 &
+  ng=$!
+  n=0
+  until curl -sf -o /dev/null -X POST --data x http://127.0.0.1:18080/llm; do
+    n=$((n + 1))
+    [ "$n" -lt 100 ] || { echo "nginx did not start" >&2; cat "$tmp/nginx.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  measure $ng
+  kill -QUIT $ng
+  wait $ng || true
+}
+
 run() { # $1 = label, $2 = root; prints µs/req
   rm -rf /tmp/sg-bench-state
   if [ -f "$2" ] && [ -x "$2" ]; then
@@ -47,26 +75,48 @@ run() { # $1 = label, $2 = root; prints µs/req
     [ "$n" -lt 100 ] || { echo "gateway $1 did not start" >&2; tail "$tmp/gw.log" >&2; exit 1; }
     sleep 0.2
   done
-  taskset -c 0 wrk -t1 -c64 -d3s -s "$root/bench/post.lua" http://127.0.0.1:18080/llm >/dev/null
-  t0=$(cpu_ticks $gw)
-  reqs=$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" -s "$root/bench/post.lua" http://127.0.0.1:18080/llm | sed -n 's/^WRKJSON {"requests":\([0-9]*\),.*/\1/p')
-  t1=$(cpu_ticks $gw)
+  measure $gw
   kill -INT $gw
   wait $gw || true
-  awk -v d=$((t1 - t0)) -v r="$reqs" -v tck="$tck" 'BEGIN { printf "%.1f", d * 1e6 / tck / r }'
+}
+
+median() { # $1 = label, $2 = space-separated values
+  echo "$2" | tr ' ' '\n' | grep . | sort -n | awk -v l="$1" '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s median %.3f (min %.3f, max %.3f, %d rounds)\n", l, m, v[1], v[NR], NR }'
 }
 
 ratios=""
+ran=""
+rbn=""
 i=1
 while [ "$i" -le "$rounds" ]; do
-  if [ $((i % 2)) -eq 1 ]; then
-    ua=$(run A "$a"); ub=$(run B "$b")
-  else
-    ub=$(run B "$b"); ua=$(run A "$a")
-  fi
+  un=""
+  case "$((i % 3))${NGINX:-0}" in
+    11) ua=$(run A "$a"); ub=$(run B "$b"); un=$(run_nginx) ;;
+    21) ub=$(run B "$b"); un=$(run_nginx); ua=$(run A "$a") ;;
+    01) un=$(run_nginx); ua=$(run A "$a"); ub=$(run B "$b") ;;
+    *)
+      if [ $((i % 2)) -eq 1 ]; then
+        ua=$(run A "$a"); ub=$(run B "$b")
+      else
+        ub=$(run B "$b"); ua=$(run A "$a")
+      fi
+      ;;
+  esac
   r=$(awk -v x="$ua" -v y="$ub" 'BEGIN { printf "%.3f", y / x }')
-  echo "round $i: A $ua µs/req  B $ub µs/req  B/A $r"
+  if [ -n "$un" ]; then
+    an=$(awk -v x="$ua" -v y="$un" 'BEGIN { printf "%.3f", x / y }')
+    bn=$(awk -v x="$ub" -v y="$un" 'BEGIN { printf "%.3f", x / y }')
+    echo "round $i: A $ua µs/req  B $ub µs/req  nginx $un µs/req  B/A $r  A/nginx $an  B/nginx $bn"
+    ran="$ran $an"
+    rbn="$rbn $bn"
+  else
+    echo "round $i: A $ua µs/req  B $ub µs/req  B/A $r"
+  fi
   ratios="$ratios $r"
   i=$((i + 1))
 done
-echo "$ratios" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "B/A median %.3f (min %.3f, max %.3f, %d rounds)\n", m, v[1], v[NR], NR }'
+median B/A "$ratios"
+if [ -n "$ran" ]; then
+  median A/nginx "$ran"
+  median B/nginx "$rbn"
+fi
