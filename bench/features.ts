@@ -8,6 +8,7 @@
 // Prints ns per call (median of rounds, min–max). Run pinned for stable
 // numbers: taskset -c 1 node bench/features.ts
 import { randomUUID } from 'node:crypto';
+import { newRequestId } from '../src/core/request-id.ts';
 import { openSync } from 'node:fs';
 import { pino } from 'pino';
 import { Limiter, type Waiter } from '../src/admission/limiter.ts';
@@ -62,11 +63,11 @@ measure('route: routingPath + matchRoute `/llm/v1/chat/completions?x=1` over 20 
 measure('route: `/llm` (1 lookup)', N, () => {
   sink += matchRoute(table, '/llm')!.length;
 });
-measure('request headers: filter 5 curl headers + x-request-id (randomUUID) + x-forwarded-*', N, () => {
+measure('request headers: filter 5 curl headers + x-request-id (newRequestId) + x-forwarded-*', N, () => {
   const out: string[] = [];
   const info = newRequestHeaderInfo();
   filterRequestHeaders(curlHeaders, out, info, '');
-  info.requestId = randomUUID();
+  info.requestId = newRequestId();
   appendForwardingHeaders(out, info, '127.0.0.1', 'http');
   sink += out.length;
 });
@@ -74,9 +75,15 @@ measure('request headers: filter 14 typical headers (sticky header picked out) +
   const out: string[] = [];
   const info = newRequestHeaderInfo();
   filterRequestHeaders(browserish, out, info, 'x-session-id');
-  info.requestId = randomUUID();
+  info.requestId = newRequestId();
   appendForwardingHeaders(out, info, '127.0.0.1', 'http');
   sink += out.length;
+});
+measure('request id: crypto.randomUUID() (before issue 13)', N, () => {
+  sink += randomUUID().length;
+});
+measure('request id: newRequestId() (random per-process prefix + counter)', N, () => {
+  sink += newRequestId().length;
 });
 measure('response headers: filter 5 upstream headers (undici Buffers) + x-serve-cluster', N / 2, () => {
   const out: string[] = [];
@@ -111,6 +118,28 @@ measure('metrics: requests_total inc + duration and ttfb histogram observes (cac
   h.duration.observe((i % 100) / 1000);
   h.ttfb.observe((i % 50) / 1000);
 });
+measure('metrics: the same + upstream attempt, plain-number cells (issue 13)', N / 2, (i) => {
+  h.countRequest(200, '');
+  h.duration.observe((i % 100) / 1000);
+  h.ttfb.observe((i % 50) / 1000);
+  h.attemptOk.n++;
+});
+{
+  // What the hot path did before issue 13: prom-client children (cached) and a labels() lookup per request.
+  const { Counter, Histogram, Registry } = await import('prom-client');
+  const reg = new Registry();
+  const req = new Counter({ name: 'r', help: 'r', labelNames: ['app', 'cluster', 'code', 'flag'], registers: [reg] }).labels('llm', 'blue', '200', '');
+  const hist = new Histogram({ name: 'd', help: 'd', labelNames: ['app', 'cluster'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [reg] });
+  const dur = hist.labels('llm', 'blue');
+  const ttfb = hist.labels('llm', 'green');
+  const attempts = new Counter({ name: 'a', help: 'a', labelNames: ['cluster', 'outcome'], registers: [reg] });
+  measure('metrics: the same + upstream attempt through prom-client children (before issue 13)', N / 2, (i) => {
+    req.inc();
+    dur.observe((i % 100) / 1000);
+    ttfb.observe((i % 50) / 1000);
+    attempts.labels('blue', 'ok').inc();
+  });
+}
 measure('metrics: 2 × performance.now() (duration, ttfb)', N, () => {
   sink += performance.now() + performance.now();
 });

@@ -859,10 +859,10 @@ type Report = {
   warnings: string[];
 };
 
-/** The streams goal: first-chunk p50 through the gateway within this many ms of direct. */
-const TTFC_P50_BUDGET_MS = 5;
-/** The streams goal: the gateway's RSS stays under this many MB. */
-const STREAM_RSS_BUDGET_MB = 250;
+/** The streams goal (issue 13): first-chunk p50 through the gateway within this many ms of direct. */
+const TTFC_P50_BUDGET_MS = 2;
+/** The streams goal (issue 13): the gateway's RSS above idle, per open stream, in KiB. */
+const STREAM_RSS_PER_STREAM_BUDGET_KIB = 32;
 
 type TtfcDelta = { gatewayMs: number; directMs: number; deltaMs: number; budgetMs: number; within: boolean };
 
@@ -1044,13 +1044,15 @@ function renderMarkdown(r: Report): string {
       const dl = st.gatewayTtfcP50OverDirect.ramped;
       if (g !== undefined) {
         const allDone = g.completed === g.streams && g.peakOpen.peak === g.streams;
-        const rssOk = g.rssPeakMb < STREAM_RSS_BUDGET_MB && g.vmHwmMb < STREAM_RSS_BUDGET_MB;
+        const perStreamKib = ((g.rssPeakMb - g.rssIdleMb) * 1024) / g.streams;
+        const rssOk = perStreamKib <= STREAM_RSS_PER_STREAM_BUDGET_KIB;
         const ok = allDone && dl !== null && dl.within && rssOk;
         L.push(
-          `**Goal — ${n} concurrent SSE streams through the gateway all complete; first-chunk p50 within ${TTFC_P50_BUDGET_MS} ms of direct; RSS under ${STREAM_RSS_BUDGET_MB} MB: ` +
+          `**Goal — ${n} concurrent SSE streams through the gateway all complete; first-chunk p50 within ${TTFC_P50_BUDGET_MS} ms of direct; ` +
+            `RSS above idle ≤ ${STREAM_RSS_PER_STREAM_BUDGET_KIB} KiB per stream: ` +
             `${ok ? 'met' : 'NOT met'}** (opened over ${rampS}: ${g.completed}/${g.streams} completed with ${g.peakOpen.peak} open at once; ` +
             `TTFC p50 ${dl !== null ? `${dl.deltaMs >= 0 ? '+' : '−'}${fmt(Math.abs(dl.deltaMs), 1)} ms` : 'not compared (no direct row)'}; ` +
-            `RSS peak ${fmt(g.rssPeakMb, 0)} MB, VmHWM ${fmt(g.vmHwmMb, 0)} MB).`,
+            `RSS ${fmt(g.rssIdleMb, 0)} → ${fmt(g.rssPeakMb, 0)} MB = **${fmt(perStreamKib, 1)} KiB per stream** above idle, VmHWM ${fmt(g.vmHwmMb, 0)} MB).`,
         );
         L.push('');
       }

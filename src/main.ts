@@ -14,7 +14,7 @@ import { Reconciler } from './control/reconciler.ts';
 import { Instruments, type GaugeSources } from './metrics/instruments.ts';
 import { ClusterProber, type ProbeResult } from './health/prober.ts';
 import { isAvailable } from './health/outlier.ts';
-import { RequestPipeline } from './proxy/pipeline.ts';
+import { RequestPipeline, SERVER_CLASSES } from './proxy/pipeline.ts';
 import { UpgradeHandler } from './proxy/upgrade.ts';
 import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
@@ -165,7 +165,7 @@ export class Gateway {
     });
     // Client-side limits (server.*, docs/security.md); node:http checks the
     // header and request timeouts every connectionsCheckingInterval.
-    this.server = createServer({ connectionsCheckingInterval: 1000, requireHostHeader: true }, this.proxy.handle);
+    this.server = createServer({ ...SERVER_CLASSES, connectionsCheckingInterval: 1000, requireHostHeader: true }, this.proxy.handle);
     applyServerLimits(this.server, config);
     this.server.on('checkContinue', this.proxy.handle);
     this.server.on('clientError', (err: Error & { code?: string }, socket) => this.proxy.clientError(err, socket));

@@ -37,3 +37,57 @@ test('prom-client\'s default metrics fall in the families docs/metrics.md names 
   const examples = [...doc.matchAll(/`(serve_gateway_(?:process|nodejs)_[a-z0-9_]+)`/g)].map((x) => x[1]!);
   for (const e of examples) assert.ok(all.includes(e), `docs/metrics.md names ${e}, which is not registered`);
 });
+
+test('PlainHistogram renders what a prom-client Histogram renders for the same observations', async () => {
+  const { Histogram, Registry } = await import('prom-client');
+  const { PlainHistogram } = await import('./instruments.ts');
+  const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+  const ref = new Registry();
+  const plainReg = new Registry();
+  const h = new Histogram({ name: 'x_seconds', help: 'h', labelNames: ['app', 'cluster'], buckets, registers: [ref] });
+  const p = new PlainHistogram('x_seconds', 'h', ['app', 'cluster'], buckets);
+  plainReg.registerMetric(p as never);
+  const unused = p.cell(['never', 'observed']);
+  assert.equal(unused.count, 0);
+  const values = [0, 0.004, 0.005, 0.0051, 0.3, 1, 7, 299.9, 300, 301, 1e6, 0.1 + 0.2];
+  for (const [i, v] of values.entries()) {
+    const app = i % 3 === 0 ? 'a"b\\c' : 'llm';
+    const cluster = i % 2 === 0 ? 'blue' : 'green';
+    h.labels(app, cluster).observe(v);
+    p.cell([app, cluster]).observe(v);
+  }
+  assert.equal(await plainReg.metrics(), await ref.metrics());
+  assert.deepEqual(await plainReg.getMetricsAsJSON(), await ref.getMetricsAsJSON());
+  h.reset();
+  p.reset();
+  assert.equal(await plainReg.metrics(), await ref.metrics());
+});
+
+test('requests and upstream attempts counted in plain cells are exported on scrape, and keep adding up', async () => {
+  const none = () => [];
+  const m = new Instruments(
+    { inFlight: none, queueDepth: none, capacity: none, trafficWeight: none, endpointHealthy: none, openStreams: none, dashboardReachable: none, snapshotVersion: () => 0 },
+    { defaultMetrics: false },
+  );
+  const h = m.handles('llm', 'blue');
+  h.countRequest(200, '');
+  h.countRequest(200, '');
+  h.countRequest(404, '');
+  h.countRequest(200, '');
+  h.countRequest(503, 'QF');
+  h.attemptOk.n++;
+  m.attemptCell('blue', 'reset').n++;
+  m.requests.labels('llm', 'blue', '200', '').inc(); // direct prom-client use still adds up
+  let text = await m.registry.getSingleMetricAsString('serve_gateway_requests_total');
+  assert.match(text, /serve_gateway_requests_total\{app="llm",cluster="blue",code="200",flag=""\} 4/);
+  assert.match(text, /code="404",flag=""\} 1/);
+  assert.match(text, /code="503",flag="QF"\} 1/);
+  h.countRequest(200, '');
+  text = await m.registry.getSingleMetricAsString('serve_gateway_requests_total');
+  assert.match(text, /code="200",flag=""\} 5/);
+  const attempts = await m.registry.getSingleMetricAsString('serve_gateway_upstream_attempts_total');
+  assert.match(attempts, /\{cluster="blue",outcome="ok"\} 1/);
+  assert.match(attempts, /\{cluster="blue",outcome="reset"\} 1/);
+  h.duration.observe(0.02);
+  assert.match(await m.registry.getSingleMetricAsString('serve_gateway_request_duration_seconds'), /_count\{app="llm",cluster="blue"\} 1/);
+});

@@ -1,7 +1,13 @@
 // Every metric the gateway exports, in one place (SPEC §8 names are contract).
-// The hot path only touches label handles cached per (app, cluster); gauges
-// are computed at scrape time from live state through `collect` callbacks.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// The hot path only touches plain numbers in cells resolved once per (app,
+// cluster[, status, flag]): a request adds to a number and files a latency in
+// a bucket array, with no label hashing and no allocation. The per-request
+// counters (requests, upstream attempts) are prom-client Counters whose
+// `collect` adds what the cells gathered since the last scrape; the two
+// latency histograms are PlainHistograms, which render exactly what a
+// prom-client Histogram would (src/metrics/instruments.test.ts compares them).
+// Gauges are computed at scrape time from live state through `collect` callbacks.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
@@ -26,8 +32,8 @@ export interface GaugeSources {
 export class Instruments {
   readonly registry = new Registry();
   readonly requests: Counter<'app' | 'cluster' | 'code' | 'flag'>;
-  readonly duration: Histogram<'app' | 'cluster'>;
-  readonly ttfb: Histogram<'app' | 'cluster'>;
+  readonly duration: PlainHistogram;
+  readonly ttfb: PlainHistogram;
   readonly rejections: Counter<'app' | 'cluster' | 'reason'>;
   readonly upstreamAttempts: Counter<'cluster' | 'outcome'>;
   readonly retries: Counter<'cluster' | 'reason'>;
@@ -37,40 +43,50 @@ export class Instruments {
   readonly connectionsDropped: Counter;
   readonly stateWriteFailures: Counter<'source'>;
   #handles = new Map<string, AppClusterHandles>();
+  readonly #requestCells = new Map<string, CountCell>();
+  readonly #attemptCells = new Map<string, CountCell>();
 
   constructor(sources: GaugeSources, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    const requestCells = this.#requestCells;
     this.requests = new Counter({
       name: 'serve_gateway_requests_total',
       help: 'Requests finished, by app, cluster, HTTP status and gateway flag ("" when proxied normally).',
       labelNames: ['app', 'cluster', 'code', 'flag'],
       registers,
+      collect() {
+        flushCells(this, requestCells);
+      },
     });
-    this.duration = new Histogram({
-      name: 'serve_gateway_request_duration_seconds',
-      help: 'Time from request received to response finished (streams included).',
-      labelNames: ['app', 'cluster'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.ttfb = new Histogram({
-      name: 'serve_gateway_time_to_first_byte_seconds',
-      help: 'Time from request received to upstream response headers (queueing included).',
-      labelNames: ['app', 'cluster'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.duration = new PlainHistogram(
+      'serve_gateway_request_duration_seconds',
+      'Time from request received to response finished (streams included).',
+      ['app', 'cluster'],
+      LATENCY_BUCKETS,
+    );
+    this.registry.registerMetric(this.duration as never);
+    this.ttfb = new PlainHistogram(
+      'serve_gateway_time_to_first_byte_seconds',
+      'Time from request received to upstream response headers (queueing included).',
+      ['app', 'cluster'],
+      LATENCY_BUCKETS,
+    );
+    this.registry.registerMetric(this.ttfb as never);
     this.rejections = new Counter({
       name: 'serve_gateway_admission_rejections_total',
       help: 'Requests shed by admission: queue_full or queue_timeout.',
       labelNames: ['app', 'cluster', 'reason'],
       registers,
     });
+    const attemptCells = this.#attemptCells;
     this.upstreamAttempts = new Counter({
       name: 'serve_gateway_upstream_attempts_total',
       help: 'Upstream tries by outcome (ok, connect, stale_connection, backpressure, reset, timeout).',
       labelNames: ['cluster', 'outcome'],
       registers,
+      collect() {
+        flushCells(this, attemptCells);
+      },
     });
     this.retries = new Counter({
       name: 'serve_gateway_retries_total',
@@ -177,6 +193,28 @@ export class Instruments {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'serve_gateway_' });
   }
 
+  /** The cell that counts serve_gateway_requests_total{app, cluster, code, flag}. */
+  requestCell(app: string, cluster: string, code: number, flag: string): CountCell {
+    const key = `${app}\u0000${cluster}\u0000${code}\u0000${flag}`;
+    let c = this.#requestCells.get(key);
+    if (c === undefined) {
+      c = new CountCell({ app, cluster, code: String(code), flag });
+      this.#requestCells.set(key, c);
+    }
+    return c;
+  }
+
+  /** The cell that counts serve_gateway_upstream_attempts_total{cluster, outcome}. */
+  attemptCell(cluster: string, outcome: string): CountCell {
+    const key = `${cluster}\u0000${outcome}`;
+    let c = this.#attemptCells.get(key);
+    if (c === undefined) {
+      c = new CountCell({ cluster, outcome });
+      this.#attemptCells.set(key, c);
+    }
+    return c;
+  }
+
   /** Label handles for one (app, cluster), created once and reused by every request. */
   handles(app: string, cluster: string): AppClusterHandles {
     const key = `${app}\u0000${cluster}`;
@@ -189,40 +227,173 @@ export class Instruments {
   }
 }
 
+/** Handles for one (app, cluster): the cells a request of that pair counts into. */
 export class AppClusterHandles {
-  readonly duration: { observe(v: number): void };
-  readonly ttfb: { observe(v: number): void };
+  readonly duration: HistogramCell;
+  readonly ttfb: HistogramCell;
+  /** serve_gateway_upstream_attempts_total{cluster, outcome="ok"}. */
+  readonly attemptOk: CountCell;
   readonly #instruments: Instruments;
   readonly #app: string;
   readonly #cluster: string;
-  readonly #byStatus = new Map<number, { inc(): void }>();
-  readonly #byStatusFlag = new Map<string, { inc(): void }>();
+  // The last status counted without a flag, and its cell (nearly every request is the same status).
+  #lastStatus = -1;
+  #lastCell: CountCell | null = null;
+  readonly #byStatus = new Map<number, CountCell>();
 
   constructor(instruments: Instruments, app: string, cluster: string) {
     this.#instruments = instruments;
     this.#app = app;
     this.#cluster = cluster;
-    this.duration = instruments.duration.labels(app, cluster);
-    this.ttfb = instruments.ttfb.labels(app, cluster);
+    this.duration = instruments.duration.cell([app, cluster]);
+    this.ttfb = instruments.ttfb.cell([app, cluster]);
+    this.attemptOk = instruments.attemptCell(cluster, 'ok');
   }
 
   countRequest(status: number, flag: string): void {
     if (flag === '') {
+      if (status === this.#lastStatus) {
+        this.#lastCell!.n++;
+        return;
+      }
       let c = this.#byStatus.get(status);
       if (c === undefined) {
-        c = this.#instruments.requests.labels(this.#app, this.#cluster, String(status), '');
+        c = this.#instruments.requestCell(this.#app, this.#cluster, status, '');
         this.#byStatus.set(status, c);
       }
-      c.inc();
+      this.#lastStatus = status;
+      this.#lastCell = c;
+      c.n++;
       return;
     }
-    const key = `${status}${flag}`;
-    let c = this.#byStatusFlag.get(key);
-    if (c === undefined) {
-      c = this.#instruments.requests.labels(this.#app, this.#cluster, String(status), flag);
-      this.#byStatusFlag.set(key, c);
+    this.#instruments.requestCell(this.#app, this.#cluster, status, flag).n++;
+  }
+}
+
+/** A count kept as a plain number; the metric's `collect` moves it into prom-client at scrape time. */
+export class CountCell {
+  n = 0;
+  readonly labels: Readonly<Record<string, string>>;
+
+  constructor(labels: Record<string, string>) {
+    this.labels = labels;
+  }
+}
+
+function flushCells(counter: Counter<string>, cells: Map<string, CountCell>): void {
+  for (const c of cells.values()) {
+    if (c.n === 0) continue;
+    const n = c.n;
+    c.n = 0;
+    counter.inc(c.labels, n);
+  }
+}
+
+/** One label set of a PlainHistogram: bucket counts, sum and count as plain numbers. */
+export class HistogramCell {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly #bounds: readonly number[];
+  /** counts[i]: observations in (bounds[i-1], bounds[i]]; above the last bound only in `count`. */
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(labels: Record<string, string>, bounds: readonly number[]) {
+    this.labels = labels;
+    this.#bounds = bounds;
+    this.counts = new Array<number>(bounds.length).fill(0);
+  }
+
+  observe(v: number): void {
+    if (!Number.isFinite(v)) return;
+    const b = this.#bounds;
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]!) {
+        this.counts[i]!++;
+        break;
+      }
     }
-    c.inc();
+    this.sum += v;
+    this.count++;
+  }
+}
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  sharedLabels?: Record<string, string>;
+  value: number;
+  metricName: string;
+  exemplar?: null;
+}
+
+/**
+ * A histogram registered in a prom-client Registry that renders the same text
+ * and JSON as prom-client's Histogram (series in creation order, cumulative
+ * `le` buckets, +Inf, _sum, _count; a label set appears once observed), but is
+ * fed through HistogramCells resolved once, so an observation costs a bucket
+ * search and three additions.
+ */
+export class PlainHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames: readonly string[];
+  readonly upperBounds: readonly number[];
+  readonly #cells = new Map<string, HistogramCell>();
+
+  constructor(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]) {
+    this.name = name;
+    this.help = help;
+    this.labelNames = labelNames;
+    this.upperBounds = buckets;
+  }
+
+  /** The cell for these label values (in labelNames order), created on first use. */
+  cell(values: readonly string[]): HistogramCell {
+    const key = values.join('\u0000');
+    let c = this.#cells.get(key);
+    if (c === undefined) {
+      const labels: Record<string, string> = {};
+      for (let i = 0; i < this.labelNames.length; i++) labels[this.labelNames[i]!] = values[i]!;
+      c = new HistogramCell(labels, this.upperBounds);
+      this.#cells.set(key, c);
+    }
+    return c;
+  }
+
+  reset(): void {
+    for (const c of this.#cells.values()) {
+      c.counts.fill(0);
+      c.sum = 0;
+      c.count = 0;
+    }
+  }
+
+  // What prom-client's Histogram#getForPromString returns (the registry's text format reads it).
+  async getForPromString(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: string }> {
+    const values: MetricValue[] = [];
+    const bucketName = `${this.name}_bucket`;
+    for (const c of this.#cells.values()) {
+      if (c.count === 0) continue;
+      const shared = { ...c.labels };
+      let acc = 0;
+      for (let i = 0; i < this.upperBounds.length; i++) {
+        acc += c.counts[i]!;
+        values.push({ labels: { le: this.upperBounds[i]! }, sharedLabels: shared, value: acc, metricName: bucketName, exemplar: null });
+      }
+      values.push({ labels: { le: '+Inf' }, sharedLabels: shared, value: c.count, metricName: bucketName, exemplar: null });
+      values.push({ labels: {}, sharedLabels: shared, value: c.sum, metricName: `${this.name}_sum`, exemplar: undefined });
+      values.push({ labels: {}, sharedLabels: shared, value: c.count, metricName: `${this.name}_count`, exemplar: undefined });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  // What prom-client's Histogram#get returns (registry.getMetricsAsJSON): shared labels merged in.
+  async get(): Promise<{ name: string; help: string; type: string; values: MetricValue[]; aggregator: string }> {
+    const data = await this.getForPromString();
+    data.values = data.values.map(({ sharedLabels, labels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels } }));
+    return data;
   }
 }
 

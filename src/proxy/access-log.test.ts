@@ -45,3 +45,23 @@ test('buffered sink writes in batches, on flush, and drops (counting) when the o
   assert.equal(sink.dropped, 1);
   assert.equal(writes.length, 2);
 });
+
+test('durations print as round2 would print them', async () => {
+  const { hundredths } = await import('./access-log.ts');
+  for (const ms of [0, 0.001, 0.004, 0.005, 0.01, 0.1, 0.29, 1, 1.5, 1.05, 12.3456, 99.995, 100, 1234.5, 0.125, 7.0049, 1e6 + 0.07, 3e13]) {
+    assert.equal(hundredths(ms), String(Math.round(ms * 100) / 100), String(ms));
+  }
+  for (let i = 0; i < 20_000; i++) {
+    const ms = Math.random() * 10 ** (i % 7);
+    assert.equal(hundredths(ms), String(Math.round(ms * 100) / 100), String(ms));
+  }
+});
+
+test('client strings with non-ASCII, control or quote characters are escaped; plain ones pass as is', () => {
+  const lines: string[] = [];
+  const log = new JsonLineAccessLog({ write: (l: string) => lines.push(l) });
+  const paths = ['/llm', '/ü?x=ÿ', '/a\u0000b', '/\ud800', '/tab\there', "/q'~"];
+  for (const p of paths) log.log('x', 'GET', p, 'a', 'c', 200, '', 1, 1, 1);
+  assert.deepEqual(lines.map((l) => JSON.parse(l).path), paths);
+  assert.ok(lines[0]!.includes('"path":"/llm"'));
+});

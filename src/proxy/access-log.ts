@@ -80,11 +80,33 @@ export class JsonLineAccessLog implements AccessLog {
   }
 
   log(requestId: string, method: string, path: string, app: string, cluster: string, status: number, flag: string, attempts: number, durationMs: number, ttfbMs: number): void {
-    // app, cluster and flag are config-validated names; client-controlled strings are escaped.
+    // app, cluster and flag are config-validated names; client-controlled strings are escaped
+    // (JSON.stringify only when they hold something to escape). Durations are formatted from
+    // integer hundredths: the same text as round2(ms) would print, without double-to-string.
     this.#sink.write(
-      `{"level":30,"time":${Date.now()}${this.#prefix}${JSON.stringify(requestId)},"method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"app":"${app}","cluster":"${cluster}","status":${status},"flag":"${flag}","attempts":${attempts},"duration_ms":${round2(durationMs)},"ttfb_ms":${ttfbMs < 0 ? 'null' : round2(ttfbMs)}}\n`,
+      '{"level":30,"time":' + Date.now() + this.#prefix + jsonString(requestId) + ',"method":' + jsonString(method) + ',"path":' + jsonString(path) +
+        ',"app":"' + app + '","cluster":"' + cluster + '","status":' + status + ',"flag":"' + flag + '","attempts":' + attempts +
+        ',"duration_ms":' + hundredths(durationMs) + ',"ttfb_ms":' + (ttfbMs < 0 ? 'null' : hundredths(ttfbMs)) + '}\n',
     );
   }
+}
+
+/** Printable ASCII other than `"` and `\`: such a string is its own JSON body. */
+const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+function jsonString(s: string): string {
+  return JSON_SAFE.test(s) ? '"' + s + '"' : JSON.stringify(s);
+}
+
+/** round2(ms) as JSON text, from integers (ms ≥ 0). */
+export function hundredths(ms: number): string {
+  const c = Math.round(ms * 100);
+  if (!(c < 1e15)) return String(round2(ms));
+  const whole = Math.floor(c / 100);
+  const frac = c - whole * 100;
+  if (frac === 0) return '' + whole;
+  if (frac % 10 === 0) return whole + '.' + frac / 10;
+  return whole + (frac < 10 ? '.0' : '.') + frac;
 }
 
 /** Access lines through a structured logger (tests, embedding). */

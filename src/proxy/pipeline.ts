@@ -5,11 +5,15 @@
 // it holds no admission slot (docs/security.md); a streamed body is read after.
 // One RequestContext per request holds every per-request field (fixed shape)
 // and is itself the undici dispatch handler and the admission waiter, so the
-// hot path creates no promises and only two small closures (the client-close
-// listener, and the body reader for buffered bodies). `finish` runs exactly once.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// hot path creates no promises and no closures: node:http builds the request
+// and response as GatewayRequest/GatewayResponse (createServer's
+// IncomingMessage/ServerResponse options), whose `ctx` slot lets the close,
+// body-data and body-end listeners be shared module-level functions.
+// Metrics are plain-number cells resolved once per (app, cluster)
+// (src/metrics/instruments.ts). `finish` runs exactly once.
+import { IncomingMessage, ServerResponse, type ServerOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from '../core/request-id.ts';
 import type { Dispatcher } from 'undici';
 import type { Waiter } from '../admission/limiter.ts';
 import type { Clock, TimerHandle } from '../core/clock.ts';
@@ -71,6 +75,23 @@ interface FaultMark {
 }
 /** Flags of failures the upstream is to blame for (count against rollout gates). */
 const UPSTREAM_FLAGS = new Set<string>(Object.values(ERRORS).filter((e) => e.source === 'upstream').map((e) => e.flag));
+
+/** node:http's request with a slot for its RequestContext (declared, so every instance has one shape). */
+export class GatewayRequest extends IncomingMessage {
+  ctx: RequestContext | null = null;
+}
+
+/** node:http's response with a slot for its RequestContext. */
+export class GatewayResponse extends ServerResponse {
+  ctx: RequestContext | null = null;
+}
+
+/** The createServer options that make node:http build GatewayRequest/GatewayResponse. */
+export const SERVER_CLASSES: ServerOptions = {
+  IncomingMessage: GatewayRequest,
+  // A ServerResponse whose `req` is a GatewayRequest; node:http's types want the generic class.
+  ServerResponse: GatewayResponse as unknown as typeof ServerResponse,
+};
 
 export class RequestPipeline {
   readonly deps: ProxyDeps;
@@ -210,7 +231,12 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   receive(): void {
     const { req, res } = this;
     this.proxy.counters.activeRequests++;
-    res.once('close', () => this.onClientClose());
+    if (res instanceof GatewayResponse) {
+      res.ctx = this;
+      res.on('close', onResponseClose);
+    } else {
+      res.once('close', () => this.onClientClose());
+    }
     this.path = routingPath(req.url ?? '/');
     const snap = this.snap;
     if (this.path.charCodeAt(1) === 45 /* - */ && (this.path === '/-/healthz' || this.path === '/-/routes')) {
@@ -246,14 +272,14 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   requestIdFromRaw(): string {
     const raw = this.req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'x-request-id') return raw[i + 1]!;
-    return randomUUID();
+    return newRequestId();
   }
 
   // ── route ──────────────────────────────────────────────────────────────
   route(snap: Snapshot): void {
     const { app, invalid } = selectApp(snap, this.path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', this.proxy.deps.random());
     filterRequestHeaders(this.req.rawHeaders, this.headers, this.info, app === null ? '' : app.stickyHeader);
-    if (this.info.requestId === '') this.info.requestId = randomUUID();
+    if (this.info.requestId === '') this.info.requestId = newRequestId();
     if (this.info.invalid !== '' || this.path.charCodeAt(0) !== 47 /* / */) {
       // Malformed for a proxy (RFC 9112 §3.2, §3.2.4): refused here, never forwarded or counted.
       this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute URL that Serve can parse'}.`);
@@ -282,7 +308,8 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     const i = pickCluster(app.split, splitPoint(key, this.proxy.deps.random()));
     let target = app.targets[i];
-    const now = this.proxy.deps.clock.now();
+    // Runs in the same turn as receive: the start time is now.
+    const now = this.startMs;
     if (target === undefined || !target.cluster.isServing(now)) {
       // The chosen cluster cannot take it: that counts against it for rollout gates
       // (a target that is down must fail its step), then fail over to another
@@ -321,14 +348,23 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     this.maybeContinue();
     this.bodyChunks = [];
-    this.req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
-    this.req.once('end', () => {
-      if (this.done) return;
-      const chunks = this.bodyChunks!;
-      this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      this.bodyChunks = null;
-      this.admit(this.target!);
-    });
+    const req = this.req;
+    if (req instanceof GatewayRequest) {
+      req.ctx = this;
+      req.on('data', onBodyData);
+      req.on('end', onBodyEnd);
+    } else {
+      req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
+      req.once('end', () => this.bodyRead());
+    }
+  }
+
+  bodyRead(): void {
+    if (this.done) return;
+    const chunks = this.bodyChunks!;
+    this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    this.bodyChunks = null;
+    this.admit(this.target!);
   }
 
   // ── admit ──────────────────────────────────────────────────────────────
@@ -508,8 +544,12 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     // The client is not reading as fast as Serve sends: pause the upstream until
     // it drains, for at most server.write_timeout (then the connection is closed
     // and the slot freed: a client that never reads cannot hold capacity).
-    if (this.onDrain === null) this.onDrain = () => this.drained();
-    this.res.once('drain', this.onDrain);
+    const res = this.res;
+    if (res instanceof GatewayResponse) res.once('drain', onResponseDrain);
+    else {
+      if (this.onDrain === null) this.onDrain = () => this.drained();
+      res.once('drain', this.onDrain);
+    }
     const wt = this.snap!.config.server.writeTimeoutMs;
     if (wt > 0 && this.writeTimer === null) this.writeTimer = this.proxy.deps.clock.setTimeout(() => this.writeTimedOut(), wt);
     return false;
@@ -553,14 +593,16 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     const conn = this.conn!;
     conn.requestsOnSocket++;
     recordSuccess(this.endpoint!.health);
-    this.releaseConnection();
+    // One clock read for the connection's last use and the request's end.
+    const now = this.proxy.deps.clock.now();
+    this.releaseConnection(now);
     if (this.discard) {
       this.retryOrFail('backpressure');
       return;
     }
-    this.proxy.deps.metrics.upstreamAttempts.labels(this.target!.cluster.name, 'ok').inc();
+    this.target!.handles.attemptOk.n++;
     this.res.end();
-    this.finish(this.status, '');
+    this.finish(this.status, '', now);
   }
 
   onError(err: Error & { code?: string }): void {
@@ -667,12 +709,12 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.endpoint = null;
   }
 
-  releaseConnection(): void {
+  releaseConnection(now = this.proxy.deps.clock.now()): void {
     const conn = this.conn;
     if (conn === null) return;
     this.conn = null;
     this.abortUpstream = null;
-    conn.endpoint.release(conn, this.proxy.deps.clock.now());
+    conn.endpoint.release(conn, now);
   }
 
   // ── client went away ───────────────────────────────────────────────────
@@ -709,7 +751,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   }
 
   // ── finish: the single exit ────────────────────────────────────────────
-  finish(status: number, flag: string): void {
+  finish(status: number, flag: string, now = this.proxy.deps.clock.now()): void {
     if (this.done) return;
     this.done = true;
     if (this.fault !== null) {
@@ -732,7 +774,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       target.limiter.release();
     }
     if (this.queued && target !== null) target.limiter.cancel(this);
-    const durationMs = deps.clock.now() - this.startMs;
+    const durationMs = now - this.startMs;
     const app = this.app;
     const handles = target !== null && app !== null ? target.handles : deps.metrics.handles('', '');
     handles.countRequest(status, flag);
@@ -754,6 +796,27 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       deps.accessLog.log(this.info.requestId, this.req.method ?? '', this.req.url ?? '', app?.name ?? '', target?.cluster.name ?? '', status, flag, this.attempts, durationMs, this.ttfbMs);
     }
   }
+}
+
+// Shared listeners (no closure per request): `this` is the emitter, its ctx the request's context.
+function onResponseClose(this: GatewayResponse): void {
+  const ctx = this.ctx;
+  if (ctx !== null) ctx.onClientClose();
+}
+
+function onResponseDrain(this: GatewayResponse): void {
+  const ctx = this.ctx;
+  if (ctx !== null) ctx.drained();
+}
+
+function onBodyData(this: GatewayRequest, chunk: Buffer): void {
+  const ctx = this.ctx;
+  if (ctx !== null && ctx.bodyChunks !== null) ctx.bodyChunks.push(chunk);
+}
+
+function onBodyEnd(this: GatewayRequest): void {
+  const ctx = this.ctx;
+  if (ctx !== null && ctx.bodyChunks !== null) ctx.bodyRead();
 }
 
 function flushPendingHeaders(ctx: RequestContext): void {

@@ -9,7 +9,7 @@
 // ongoing request). No retry: once the request was written it may have run.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from '../core/request-id.ts';
 import { Client, type Dispatcher } from 'undici';
 import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AppRoute, AppTarget, Snapshot } from '../control/snapshot.ts';
@@ -91,7 +91,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     const { app, invalid } = snap === null ? { app: null, invalid: null } : selectApp(snap, path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', deps.random());
     const headers: string[] = [];
     filterRequestHeaders(this.req.rawHeaders, headers, this.info, app?.stickyHeader ?? '');
-    if (this.info.requestId === '') this.info.requestId = randomUUID();
+    if (this.info.requestId === '') this.info.requestId = newRequestId();
     if (this.info.invalid !== '' || path.charCodeAt(0) !== 47 /* / */) {
       this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute URL that Serve can parse'}.`);
       return;

@@ -6,6 +6,30 @@ import { Client } from 'undici';
 import type { UpstreamConfig } from '../config/types.ts';
 import { newEndpointHealth, type EndpointHealth } from '../health/outlier.ts';
 
+/** An undici Client that knows its UpstreamConnection, so its listeners are shared functions. */
+class PooledClient extends Client {
+  conn: UpstreamConnection | null = null;
+}
+
+function onClientConnect(this: PooledClient): void {
+  const c = this.conn;
+  if (c === null) return;
+  c.socketOpen = true;
+  c.requestsOnSocket = 0;
+}
+
+function onClientDisconnect(this: PooledClient): void {
+  const c = this.conn;
+  if (c === null) return;
+  c.socketOpen = false;
+  c.requestsOnSocket = 0;
+}
+
+function onClientConnectionError(this: PooledClient): void {
+  const c = this.conn;
+  if (c !== null) c.socketOpen = false;
+}
+
 export class UpstreamConnection {
   readonly client: Client;
   readonly endpoint: Endpoint;
@@ -14,20 +38,13 @@ export class UpstreamConnection {
   socketOpen = false;
   lastUsedMs = 0;
 
-  constructor(endpoint: Endpoint, client: Client) {
+  constructor(endpoint: Endpoint, client: PooledClient) {
     this.endpoint = endpoint;
     this.client = client;
-    client.on('connect', () => {
-      this.socketOpen = true;
-      this.requestsOnSocket = 0;
-    });
-    client.on('disconnect', () => {
-      this.socketOpen = false;
-      this.requestsOnSocket = 0;
-    });
-    client.on('connectionError', () => {
-      this.socketOpen = false;
-    });
+    client.conn = this;
+    client.on('connect', onClientConnect);
+    client.on('disconnect', onClientDisconnect);
+    client.on('connectionError', onClientConnectionError);
   }
 
   /** True when the next request would be written on a socket that already served one. */
@@ -131,7 +148,7 @@ export class Endpoint {
 
   #create(): UpstreamConnection {
     const cfg = this.#cfg;
-    const client = new Client(this.origin, {
+    const client = new PooledClient(this.origin, {
       pipelining: 1,
       connectTimeout: cfg.connectTimeoutMs,
       headersTimeout: cfg.headersTimeoutMs,
