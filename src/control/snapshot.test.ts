@@ -40,7 +40,7 @@ function bindings(cfg: GatewayConfig): SnapshotBindings {
   };
 }
 
-const rule = (backends: GwRule['backends']): GwRule => ({ route: 'ray/llm-httproute', ruleIndex: 0, hostnames: [], pathType: 'PathPrefix', path: '/', method: null, headers: [], queryParams: [], backends });
+const rule = (backends: GwRule['backends']): GwRule => ({ route: 'ray/llm-httproute', ruleIndex: 0, hostnames: [], pathType: 'PathPrefix', path: '/', method: null, headers: [], queryParams: [], backends, requestHeaders: null, redirect: null });
 
 describe('buildSnapshot in Gateway API mode', () => {
   it('an HTTPRoute rule owns the weights of the apps behind its Ray clusters; plain backends get no admission limit', () => {

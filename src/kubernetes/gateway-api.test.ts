@@ -97,7 +97,8 @@ describe('evaluateGatewayApi', () => {
     assert.equal(reason(kuberay({}, backends([{ name: 'blue-serve-svc', namespace: 'other', port: 8000 }])), 'ResolvedRefs'), 'False/RefNotPermitted');
     assert.equal(reason(kuberay({}, { parentRefs: [{ name: 'llm-gateway', sectionName: 'https' }] }), 'Accepted'), 'False/NoMatchingParent');
     assert.equal(reason(kuberay({}, { parentRefs: [{ name: 'llm-gateway', port: 8080 }] }), 'Accepted'), 'False/NoMatchingParent');
-    assert.equal(reason(kuberay({}, { rules: [{ filters: [{ type: 'RequestHeaderModifier' }], backendRefs: [{ name: 'blue-serve-svc', port: 8000 }] }] }), 'Accepted'), 'False/UnsupportedValue');
+    assert.equal(reason(kuberay({}, { rules: [{ filters: [{ type: 'URLRewrite' }], backendRefs: [{ name: 'blue-serve-svc', port: 8000 }] }] }), 'Accepted'), 'False/UnsupportedValue');
+    assert.equal(reason(kuberay({}, { rules: [{ filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x', value: 'y' }] } }], backendRefs: [{ name: 'blue-serve-svc', port: 8000 }] }] }), 'Accepted'), 'True/Accepted');
     const grpcOnly = kuberay({
       gateways: [{ metadata: { name: 'llm-gateway', namespace: 'ray', generation: 1 }, spec: { gatewayClassName: 'serve-gateway', listeners: [{ name: 'http', protocol: 'HTTP', port: 80, allowedRoutes: { kinds: [{ kind: 'GRPCRoute' }] } }] } }],
     });

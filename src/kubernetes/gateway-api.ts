@@ -291,6 +291,7 @@ export function evaluateGatewayApi(input: GatewayApiInput): GatewayApiModel {
     // Hostnames this route is reachable under, over every accepted attachment (null = any).
     let hostnames: Set<string> | null = new Set();
     let acceptedAny = false;
+    let listenerPort: number | null = null;
     for (const ref of r.spec?.parentRefs ?? []) {
       if ((ref.group ?? GATEWAY_GROUP) !== GATEWAY_GROUP || (ref.kind ?? 'Gateway') !== 'Gateway') continue;
       const gw = gateways.get(`${ref.namespace ?? rns}/${ref.name ?? ''}`);
@@ -314,6 +315,7 @@ export function evaluateGatewayApi(input: GatewayApiInput): GatewayApiModel {
           acceptedAny = true;
           for (const { l, hosts } of hostOk) {
             gw.attached.set(l.name, (gw.attached.get(l.name) ?? 0) + 1);
+            listenerPort ??= l.spec.port ?? null;
             if (hosts === null) hostnames = null;
             else if (hostnames !== null) for (const h of hosts) hostnames.add(h);
           }
@@ -348,6 +350,8 @@ export function evaluateGatewayApi(input: GatewayApiInput): GatewayApiModel {
           headers: (m.headers ?? []).map((h) => ({ name: (h.name ?? '').toLowerCase(), value: h.value ?? '' })),
           queryParams: (m.queryParams ?? []).map((q) => ({ name: q.name ?? '', value: q.value ?? '' })),
           backends,
+          ...ruleFilters(rule.filters ?? []),
+          listenerPort,
         });
       });
     });
@@ -450,7 +454,10 @@ export function intersectHostnames(listener: string | undefined, route: readonly
 
 function unsupportedValue(r: HTTPRouteObject): string | null {
   for (const [i, rule] of (r.spec?.rules ?? []).entries()) {
-    if ((rule.filters?.length ?? 0) > 0) return `rules[${i}].filters: filters are not implemented by serve-gateway`;
+    for (const [j, f] of (rule.filters ?? []).entries()) {
+      const type = (f as { type?: string }).type ?? '';
+      if (type !== 'RequestHeaderModifier' && type !== 'RequestRedirect') return `rules[${i}].filters[${j}]: ${type || 'this'} filter is not implemented by serve-gateway (RequestHeaderModifier and RequestRedirect are)`;
+    }
     for (const [j, b] of (rule.backendRefs ?? []).entries()) if ((b.filters?.length ?? 0) > 0) return `rules[${i}].backendRefs[${j}].filters: filters are not implemented by serve-gateway`;
     for (const [j, m] of (rule.matches ?? []).entries()) {
       if (m.path?.type === 'RegularExpression') return `rules[${i}].matches[${j}].path: RegularExpression is not supported (Exact and PathPrefix are)`;
@@ -459,6 +466,33 @@ function unsupportedValue(r: HTTPRouteObject): string | null {
     }
   }
   return null;
+}
+
+/** The rule's RequestHeaderModifier and RequestRedirect filters (the API server has validated their shape). */
+function ruleFilters(filters: readonly unknown[]): Pick<GwRule, 'requestHeaders' | 'redirect'> {
+  let requestHeaders: GwRule['requestHeaders'] = null;
+  let redirect: GwRule['redirect'] = null;
+  type KV = { name?: string; value?: string };
+  for (const raw of filters) {
+    const f = raw as {
+      type?: string;
+      requestHeaderModifier?: { set?: KV[]; add?: KV[]; remove?: string[] };
+      requestRedirect?: { scheme?: string; hostname?: string; port?: number; statusCode?: number; path?: { type?: string; replaceFullPath?: string; replacePrefixMatch?: string } };
+    };
+    if (f.type === 'RequestHeaderModifier' && f.requestHeaderModifier !== undefined) {
+      const m = f.requestHeaderModifier;
+      const kv = (list: KV[] | undefined) => (list ?? []).map((h) => ({ name: h.name ?? '', value: h.value ?? '' }));
+      requestHeaders = { set: kv(m.set), add: kv(m.add), remove: (m.remove ?? []).map((n) => n.toLowerCase()) };
+    } else if (f.type === 'RequestRedirect' && f.requestRedirect !== undefined) {
+      const r = f.requestRedirect;
+      const path =
+        r.path?.type === 'ReplaceFullPath' ? { type: 'ReplaceFullPath' as const, value: r.path.replaceFullPath ?? '/' }
+        : r.path?.type === 'ReplacePrefixMatch' ? { type: 'ReplacePrefixMatch' as const, value: r.path.replacePrefixMatch ?? '/' }
+        : null;
+      redirect = { scheme: r.scheme ?? null, hostname: r.hostname ?? null, port: r.port ?? null, statusCode: r.statusCode === 301 ? 301 : 302, path };
+    }
+  }
+  return { requestHeaders, redirect };
 }
 
 interface Resolved {

@@ -34,6 +34,8 @@ import {
   type RequestHeaderInfo,
   type ResponseHeaderInfo,
 } from './headers.ts';
+import { modifyHeaders, redirectLocation, type GwRule } from '../core/gateway-rule.ts';
+import { hostOf } from '../routing/gateway-routes.ts';
 import { selectApp } from './select-app.ts';
 import { noHealthyText, notFoundText, queueFullText, queueTimeoutText, sendLocalReply } from './local-reply.ts';
 
@@ -277,12 +279,16 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 
   // ── route ──────────────────────────────────────────────────────────────
   route(snap: Snapshot): void {
-    const { app, invalid } = selectApp(snap, this.path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', this.proxy.deps.random());
+    const { app, invalid, rule } = selectApp(snap, this.path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', this.proxy.deps.random());
     filterRequestHeaders(this.req.rawHeaders, this.headers, this.info, app === null ? '' : app.stickyHeader);
     if (this.info.requestId === '') this.info.requestId = newRequestId();
     if (this.info.invalid !== '' || this.path.charCodeAt(0) !== 47 /* / */) {
       // Malformed for a proxy (RFC 9112 §3.2, §3.2.4): refused here, never forwarded or counted.
       this.fail('BAD_REQUEST', `Bad request: ${this.info.invalid || 'the request target must be a path or an absolute URL that Serve can parse'}.`);
+      return;
+    }
+    if (rule !== null && rule.redirect !== null) {
+      this.redirect(rule);
       return;
     }
     if (invalid !== null) {
@@ -295,7 +301,24 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     this.app = app;
     appendForwardingHeaders(this.headers, this.info, this.req.socket.remoteAddress ?? '', 'http');
+    if (rule !== null && rule.requestHeaders !== null) modifyHeaders(this.headers, rule.requestHeaders);
     this.pickCluster(app);
+  }
+
+  /** Gateway API mode: the rule's RequestRedirect answers the request (no backend, nothing forwarded). */
+  redirect(rule: GwRule): void {
+    const url = this.req.url ?? '/';
+    const q = url.indexOf('?');
+    const location = redirectLocation(rule.redirect!, rule, {
+      scheme: 'http',
+      host: hostOf(this.info.host || null),
+      path: url.slice(0, q === -1 ? url.length : q).split('#')[0] || '/',
+      query: q === -1 ? '' : url.slice(q + 1).split('#')[0]!,
+    });
+    const status = rule.redirect!.statusCode;
+    this.res.writeHead(status, ['location', location, 'content-length', '0', 'x-request-id', this.info.requestId]);
+    this.res.end();
+    this.finish(status, '');
   }
 
   // ── pickCluster ────────────────────────────────────────────────────────

@@ -4,26 +4,30 @@
 // upgrades (WebSockets).
 import { hostOf, matchGateway } from '../routing/gateway-routes.ts';
 import { matchRoute } from '../routing/route-table.ts';
+import type { GwRule } from '../core/gateway-rule.ts';
 import type { AppRoute, Snapshot } from '../control/snapshot.ts';
 
 export interface AppChoice {
   readonly app: AppRoute | null;
   /** Gateway API mode: the matched rule's chosen backend cannot be used (the request gets 500), else null. */
   readonly invalid: string | null;
+  /** Gateway API mode: the matched rule (its filters apply), else null. */
+  readonly rule: GwRule | null;
 }
 
-const NONE: AppChoice = { app: null, invalid: null };
+const NONE: AppChoice = { app: null, invalid: null, rule: null };
 
 export function selectApp(snap: Snapshot, path: string, method: string, rawHeaders: readonly string[], url: string, random01: number): AppChoice {
   const gw = snap.gateway;
   if (gw === null) {
     const app = matchRoute(snap.routes, path);
-    return app === null ? NONE : { app, invalid: null };
+    return app === null ? NONE : { app, invalid: null, rule: null };
   }
   const q = url.indexOf('?');
   const m = matchGateway(gw, hostOf(rawHeader(rawHeaders, 'host')), path, method, (n) => rawHeader(rawHeaders, n), q === -1 ? '' : url.slice(q + 1), random01);
-  if (m.kind === 'route') return { app: m.route, invalid: null };
-  if (m.kind === 'invalid') return { app: null, invalid: `${m.why} (HTTPRoute ${m.rule.route}, rule ${m.rule.ruleIndex})` };
+  if (m.kind === 'route') return { app: m.route, invalid: null, rule: m.rule };
+  if (m.kind === 'redirect') return { app: null, invalid: null, rule: m.rule };
+  if (m.kind === 'invalid') return { app: null, invalid: `${m.why} (HTTPRoute ${m.rule.route}, rule ${m.rule.ruleIndex})`, rule: m.rule };
   return NONE;
 }
 

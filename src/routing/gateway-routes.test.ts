@@ -12,7 +12,7 @@ interface R {
 }
 
 function rule(over: Partial<GwRule> & { backends: GwBackend[] }): GwRule {
-  return { route: 'ray/r', ruleIndex: 0, hostnames: [], pathType: 'PathPrefix', path: '/', method: null, headers: [], queryParams: [], ...over };
+  return { route: 'ray/r', ruleIndex: 0, hostnames: [], pathType: 'PathPrefix', path: '/', method: null, headers: [], queryParams: [], requestHeaders: null, redirect: null, ...over } as GwRule;
 }
 
 const ray = (cluster: string, weight: number): GwBackend => ({ kind: 'ray', cluster, weight, service: `${cluster}-serve-svc` });

@@ -36,6 +36,8 @@ export interface GatewayRoutes<R> {
 
 export type GatewayMatch<R> =
   | { readonly kind: 'route'; readonly route: R; readonly rule: GwRule }
+  /** The rule answers with a redirect (RequestRedirect filter); no backend. */
+  | { readonly kind: 'redirect'; readonly rule: GwRule }
   | { readonly kind: 'no_rule' }
   | { readonly kind: 'no_app'; readonly rule: GwRule }
   | { readonly kind: 'invalid'; readonly rule: GwRule; readonly why: string };
@@ -131,6 +133,7 @@ export function matchGateway<R>(
   }
   if (best === null) return { kind: 'no_rule' };
   const rule = best.rule;
+  if (rule.redirect !== null) return { kind: 'redirect', rule };
   if (best.total === 0) return { kind: 'invalid', rule, why: rule.backends.length === 0 ? 'the HTTPRoute rule has no backendRefs' : 'every backendRef of the HTTPRoute rule has weight 0' };
   let point = random01 * best.total;
   if (point < best.rayWeight) {
