@@ -21,7 +21,7 @@ import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AccessLog } from './access-log.ts';
 import type { AppRoute, AppTarget, Snapshot, SnapshotStore } from '../control/snapshot.ts';
 import type { Instruments } from '../metrics/instruments.ts';
-import { routingPath, upstreamTarget } from '../routing/route-table.ts';
+import { matchRoute, routingPath, upstreamTarget } from '../routing/route-table.ts';
 import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import { recordFailure, recordSuccess } from '../health/outlier.ts';
 import type { Endpoint, UpstreamConnection, ConnectionWaiter } from '../upstream/endpoint.ts';
@@ -36,7 +36,7 @@ import {
 } from './headers.ts';
 import { modifyHeaders, redirectLocation, type GwRule } from '../core/gateway-rule.ts';
 import { hostOf } from '../routing/gateway-routes.ts';
-import { selectApp } from './select-app.ts';
+import { selectGatewayApp } from './select-app.ts';
 import { noHealthyText, notFoundText, queueFullText, queueTimeoutText, sendLocalReply } from './local-reply.ts';
 
 export interface ProxyDeps {
@@ -279,7 +279,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
 
   // ── route ──────────────────────────────────────────────────────────────
   route(snap: Snapshot): void {
-    const { app, invalid, rule } = selectApp(snap, this.path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', this.proxy.deps.random());
+    let app: AppRoute | null;
+    let invalid: string | null = null;
+    let rule: GwRule | null = null;
+    if (snap.gateway === null) app = matchRoute(snap.routes, this.path);
+    else ({ app, invalid, rule } = selectGatewayApp(snap.gateway, this.path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', this.proxy.deps.random));
     filterRequestHeaders(this.req.rawHeaders, this.headers, this.info, app === null ? '' : app.stickyHeader);
     if (this.info.requestId === '') this.info.requestId = newRequestId();
     if (this.info.invalid !== '' || this.path.charCodeAt(0) !== 47 /* / */) {

@@ -1,11 +1,10 @@
-// The app route a request goes to: in Gateway API mode the HTTPRoute rule it
-// matches picks a backend by weight first (routing/gateway-routes.ts), else
-// Serve's route_prefix table decides alone. Shared by HTTP requests and
-// upgrades (WebSockets).
-import { hostOf, matchGateway } from '../routing/gateway-routes.ts';
-import { matchRoute } from '../routing/route-table.ts';
+// Gateway API mode: the app route a request goes to. The HTTPRoute rule it
+// matches picks a backend by weight first (routing/gateway-routes.ts); a
+// Ray-cluster backend then goes through Serve's route_prefix table. Shared by
+// HTTP requests and upgrades (WebSockets).
+import { hostOf, matchGateway, type GatewayRoutes } from '../routing/gateway-routes.ts';
 import type { GwRule } from '../core/gateway-rule.ts';
-import type { AppRoute, Snapshot } from '../control/snapshot.ts';
+import type { AppRoute } from '../control/snapshot.ts';
 
 export interface AppChoice {
   readonly app: AppRoute | null;
@@ -17,14 +16,14 @@ export interface AppChoice {
 
 const NONE: AppChoice = { app: null, invalid: null, rule: null };
 
-export function selectApp(snap: Snapshot, path: string, method: string, rawHeaders: readonly string[], url: string, random01: number): AppChoice {
-  const gw = snap.gateway;
-  if (gw === null) {
-    const app = matchRoute(snap.routes, path);
-    return app === null ? NONE : { app, invalid: null, rule: null };
-  }
+/**
+ * Gateway API mode (the snapshot's `gateway`; without it callers use
+ * `matchRoute(snap.routes, path)` and allocate nothing): the HTTPRoute rule,
+ * then its backend by weight (`random` is drawn only here).
+ */
+export function selectGatewayApp(gw: GatewayRoutes<AppRoute>, path: string, method: string, rawHeaders: readonly string[], url: string, random: () => number): AppChoice {
   const q = url.indexOf('?');
-  const m = matchGateway(gw, hostOf(rawHeader(rawHeaders, 'host')), path, method, (n) => rawHeader(rawHeaders, n), q === -1 ? '' : url.slice(q + 1), random01);
+  const m = matchGateway(gw, hostOf(rawHeader(rawHeaders, 'host')), path, method, (n) => rawHeader(rawHeaders, n), q === -1 ? '' : url.slice(q + 1), random());
   if (m.kind === 'route') return { app: m.route, invalid: null, rule: m.rule };
   if (m.kind === 'redirect') return { app: null, invalid: null, rule: m.rule };
   if (m.kind === 'invalid') return { app: null, invalid: `${m.why} (HTTPRoute ${m.rule.route}, rule ${m.rule.ruleIndex})`, rule: m.rule };

@@ -15,11 +15,11 @@ import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AppRoute, AppTarget, Snapshot } from '../control/snapshot.ts';
 import { recordFailure } from '../health/outlier.ts';
 import type { Waiter } from '../admission/limiter.ts';
-import { upgradeRoutingPath, upstreamTarget } from '../routing/route-table.ts';
+import { matchRoute, upgradeRoutingPath, upstreamTarget } from '../routing/route-table.ts';
 import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import type { Endpoint } from '../upstream/endpoint.ts';
 import { appendForwardingHeaders, filterRequestHeaders, filterResponseHeaders, newRequestHeaderInfo, type RequestHeaderInfo, type ResponseHeaderInfo } from './headers.ts';
-import { selectApp } from './select-app.ts';
+import { selectGatewayApp } from './select-app.ts';
 import { noHealthyText, notFoundText, queueFullText } from './local-reply.ts';
 import type { ProxyDeps } from './pipeline.ts';
 
@@ -88,7 +88,8 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     client.once('close', () => this.close(this.status === 0 ? ERRORS.DOWNSTREAM_ABORTED.flag : ''));
     const snap = (this.snap = deps.store.current);
     const path = upgradeRoutingPath(this.req.url ?? '/', this.req.headers.upgrade);
-    const { app, invalid } = snap === null ? { app: null, invalid: null } : selectApp(snap, path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', deps.random());
+    const { app, invalid } =
+      snap === null ? { app: null, invalid: null } : snap.gateway === null ? { app: matchRoute(snap.routes, path), invalid: null } : selectGatewayApp(snap.gateway, path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', deps.random);
     const headers: string[] = [];
     filterRequestHeaders(this.req.rawHeaders, headers, this.info, app?.stickyHeader ?? '');
     if (this.info.requestId === '') this.info.requestId = newRequestId();
