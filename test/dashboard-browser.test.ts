@@ -252,5 +252,23 @@ test('the dashboard in Chromium: token, controls, live split and timeline, rollb
     await ctx.close();
   });
 
+  await t.test('Gateway API mode: weights an HTTPRoute owns are shown with their route, and no control offers to change them', async () => {
+    // The status the gateway serves, with `weights_from` as Gateway API mode sets it for llm (test/k8s covers the API side).
+    const ctx = await browser!.newContext({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+    const p = await ctx.newPage();
+    await p.route('**/api/v1/status', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as Json;
+      for (const a of body['apps'] as Json[]) if (a['name'] === 'llm') a['weights_from'] = 'httproute ray/llm-httproute';
+      await route.fulfill({ response: res, json: body });
+    });
+    await p.goto(`${stack.admin}/`);
+    await follow(p, 'the HTTPRoute line on llm', `!!document.querySelector('#app-llm [data-region=weights-from]')`);
+    assert.equal((await p.locator('#app-llm [data-region=weights-from]').textContent())?.trim(), 'weights from HTTPRoute ray/llm-httproute: set them there');
+    assert.equal(await p.locator('#app-llm [data-region=controls] button').count(), 0, 'no control for owned weights');
+    assert.ok((await p.locator('#app-default [data-region=controls] button').count()) > 0, 'an app the gateway owns keeps its controls');
+    await ctx.close();
+  });
+
   console.log(`dashboard followed: ${timings.join('; ')}`);
 });
