@@ -19,6 +19,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
+. "$here/lib/wait-up.sh"
 a=$1
 b=$2
 rounds=${3:-7}
@@ -50,12 +51,7 @@ run_nginx() {
   args=$("$node" -e "import('$root/bench/lib/nginx.ts').then((m) => console.log(m.nginxArgs(m.writeNginxConf('$tmp/nginx', 18080, 18000)).join(' ')))")
   taskset -c 1 nginx $args >"$tmp/nginx.log" 2>&1 &
   ng=$!
-  n=0
-  until curl -sf -o /dev/null -X POST --data x http://127.0.0.1:18080/llm; do
-    n=$((n + 1))
-    [ "$n" -lt 100 ] || { echo "nginx did not start" >&2; cat "$tmp/nginx.log" >&2; exit 1; }
-    sleep 0.1
-  done
+  wait_up nginx "$tmp/nginx.log" 0.1
   measure $ng
   kill -QUIT $ng
   wait $ng || true
@@ -69,12 +65,7 @@ run() { # $1 = label, $2 = root; prints µs/req
     taskset -c 1 "$node" "$2/src/cli/main.ts" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
   fi
   gw=$!
-  n=0
-  until curl -sf -o /dev/null -X POST --data x http://127.0.0.1:18080/llm; do
-    n=$((n + 1))
-    [ "$n" -lt 100 ] || { echo "gateway $1 did not start" >&2; tail "$tmp/gw.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  wait_up "gateway $1" "$tmp/gw.log" 0.2
   measure $gw
   kill -INT $gw
   wait $gw || true

@@ -10,6 +10,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
+. "$here/lib/wait-up.sh"
 rate=$1
 rounds=${2:-5}
 secs=${3:-10}
@@ -40,12 +41,7 @@ gateway() {
   rm -rf /tmp/sg-bench-state
   taskset -c 1 "$node" "$gwroot/src/cli/main.ts" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
   gw=$!
-  n=0
-  until curl -sf -o /dev/null -X POST --data x http://127.0.0.1:18080/llm; do
-    n=$((n + 1))
-    [ "$n" -lt 100 ] || { echo "gateway did not start" >&2; tail "$tmp/gw.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  wait_up gateway "$tmp/gw.log" 0.2
   paced http://127.0.0.1:18080/llm
   kill -INT $gw
   wait $gw || true

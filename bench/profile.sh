@@ -11,6 +11,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
+. "$here/lib/wait-up.sh"
 dir=${1:-/tmp/sg-prof}
 secs=${2:-10}
 runs=${3:-3}
@@ -32,12 +33,7 @@ while [ "$i" -le "$runs" ]; do
   rm -rf /tmp/sg-bench-state
   taskset -c 1 "$node" --cpu-prof --cpu-prof-dir "$dir" "$root/src/cli/main.ts" start --config "$pcfg" >"$dir/gateway-$i.log" 2>&1 &
   gw=$!
-  n=0
-  until curl -sf -o /dev/null -X POST --data x http://127.0.0.1:18080/llm; do
-    n=$((n + 1))
-    [ "$n" -lt 100 ] || { echo "gateway did not start" >&2; tail "$dir/gateway-$i.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  wait_up gateway "$dir/gateway-$i.log" 0.2
   taskset -c 0 wrk -t1 -c64 -d3s -s "$root/bench/post.lua" http://127.0.0.1:18080/llm >/dev/null
   taskset -c 0 wrk -t1 -c64 -d"${secs}s" -s "$root/bench/post.lua" http://127.0.0.1:18080/llm | grep -E 'Requests/sec' || true
   kill -INT "$gw"
