@@ -1,7 +1,7 @@
 // Composition root: the only place that creates adapters and wires them.
 // Start order: metrics → reconciler (first snapshot) → pollers + probers →
 // data-plane listener → admin API. Stop order is the reverse, with a drain.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.ts';
@@ -14,7 +14,10 @@ import { Reconciler } from './control/reconciler.ts';
 import { Instruments, type GaugeSources } from './metrics/instruments.ts';
 import { ClusterProber, type ProbeResult } from './health/prober.ts';
 import { isAvailable } from './health/outlier.ts';
-import { RequestPipeline, SERVER_CLASSES } from './proxy/pipeline.ts';
+import { RequestPipeline } from './proxy/pipeline.ts';
+import { PermitTable } from './admission/permits.ts';
+import { WorkerPool } from './workers/pool.ts';
+import { applyServerLimits, createDataServer, listenData } from './proxy/data-server.ts';
 import { UpgradeHandler } from './proxy/upgrade.ts';
 import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
@@ -53,6 +56,13 @@ export interface GatewayOptions {
   readonly probe?: (origin: string, timeoutMs: number) => Promise<ProbeResult>;
   /** Admin token; defaults to the env var named by admin.token_env. */
   readonly adminToken?: string | null;
+  /**
+   * `workers` > 1: where the worker threads write access-log lines ("stdout",
+   * as `serve-gateway start` does; default "off": a caller's accessLog sink
+   * cannot cross threads) and their log level (default "info").
+   */
+  readonly workerAccessLog?: 'stdout' | 'off';
+  readonly workerLogLevel?: string;
 }
 
 export interface ReloadStatus {
@@ -89,6 +99,9 @@ export class Gateway {
   kubernetes: KubernetesSource | null = null;
   /** Gateway API mode (kubernetes.gateway_api); else null. */
   gatewayApi: GatewayApiController | null = null;
+  /** `workers` > 1: the other data-plane threads; else null. */
+  workers: WorkerPool | null = null;
+  readonly #permits: PermitTable | null;
   /** Upgrade actions not yet possible (target not serving yet), retried until done (#owe). */
   #owedUpgrades: { prev: KubeView } | null = null;
   /** The last upgrade pass had a state write fail (retry slowly). */
@@ -116,7 +129,8 @@ export class Gateway {
     this.log = opts.logger ?? (pino({ name: 'serve-gateway' }) as unknown as Logger);
     const config = opts.config;
     this.metrics = new Instruments(this.#gaugeSources());
-    this.reconciler = new Reconciler(config, this.clock, this.metrics, this.log);
+    this.#permits = config.workers > 1 ? PermitTable.create(config.workers) : null;
+    this.reconciler = new Reconciler(config, this.clock, this.metrics, this.log, this.#permits);
     this.reconciler.onClustersRemoved = (removed) => this.#retireClusters(removed);
     this.#store = new FileStateStore(config.stateDir);
     this.#store.setGuard(() => (this.#stateLock?.lost ? `the state_dir lock is lost: ${this.#stateLock.lost}; this gateway no longer writes traffic state` : null));
@@ -163,16 +177,8 @@ export class Gateway {
       accessLog: opts.accessLog ?? new LoggerAccessLog(this.log.child({ kind: 'access' })),
       ready: () => !this.draining,
     });
-    // Client-side limits (server.*, docs/security.md); node:http checks the
-    // header and request timeouts every connectionsCheckingInterval.
-    this.server = createServer({ ...SERVER_CLASSES, connectionsCheckingInterval: 1000, requireHostHeader: true }, this.proxy.handle);
-    applyServerLimits(this.server, config);
-    this.server.on('checkContinue', this.proxy.handle);
-    this.server.on('clientError', (err: Error & { code?: string }, socket) => this.proxy.clientError(err, socket));
-    this.server.on('connect', (req, socket) => this.proxy.refuseConnect(req, socket));
-    this.server.on('drop', () => this.metrics.connectionsDropped.inc());
     this.upgrades = new UpgradeHandler(this.proxy.deps);
-    this.server.on('upgrade', this.upgrades.handle);
+    this.server = createDataServer(this.proxy, this.upgrades, this.metrics, config);
   }
 
   get config(): GatewayConfig {
@@ -227,8 +233,25 @@ export class Gateway {
       }
       this.kubernetes.start();
     }
-    await listen(this.server, this.#opts.listenPort ?? cfg.listen.port, cfg.listen.host);
-    this.url = `http://${hostForUrl(cfg.listen.host)}:${(this.server.address() as AddressInfo).port}`;
+    await listenData(this.server, this.#opts.listenPort ?? cfg.listen.port, cfg.listen.host, cfg.workers > 1);
+    const port = (this.server.address() as AddressInfo).port;
+    this.url = `http://${hostForUrl(cfg.listen.host)}:${port}`;
+    if (this.#permits !== null) {
+      // The other data-plane threads listen on the same port (SO_REUSEPORT).
+      this.workers = new WorkerPool({
+        count: cfg.workers,
+        reconciler: this.reconciler,
+        metrics: this.metrics,
+        permits: this.#permits,
+        clock: this.clock,
+        log: this.log.child({ component: 'workers' }),
+        host: cfg.listen.host,
+        port,
+        accessLog: this.#opts.workerAccessLog ?? 'off',
+        logLevel: this.#opts.workerLogLevel ?? 'info',
+      });
+      await this.workers.start();
+    }
     this.admin = await startAdmin(this, {
       host: cfg.admin.listen.host,
       port: this.#opts.adminPort ?? cfg.admin.listen.port,
@@ -280,6 +303,7 @@ export class Gateway {
     this.draining = true;
     const { drainDelayMs, gracePeriodMs } = this.config.shutdown;
     this.log.info({ drainDelayMs, gracePeriodMs }, 'draining');
+    const workersDrained = this.workers?.drain(drainDelayMs, gracePeriodMs) ?? Promise.resolve();
     await delay(this.clock, drainDelayMs);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
@@ -296,6 +320,7 @@ export class Gateway {
     });
     await Promise.race([closed, grace]);
     if (graceTimer !== null) this.clock.clearTimeout(graceTimer);
+    await workersDrained;
     await this.close();
   }
 
@@ -529,6 +554,7 @@ export class Gateway {
     this.traffic.stop();
     if (this.#lockTimer !== null) this.clock.clearTimeout(this.#lockTimer);
     this.#stateLock?.release();
+    await this.workers?.close();
     for (const l of this.reconciler.limiters.values()) l.close();
     this.server.closeAllConnections();
     this.upgrades.closeAll();
@@ -666,7 +692,7 @@ export class Gateway {
         }
       },
       *openStreams() {
-        for (const c of self.reconciler.clusters.values()) yield [c.name, c.openStreams];
+        for (const c of self.reconciler.clusters.values()) yield [c.name, c.openStreams + (self.workers?.load(c.name).openStreams ?? 0)];
       },
       *dashboardReachable() {
         for (const [name, s] of self.dashboardStates) yield [name, s.reachable ? 1 : 0];
@@ -706,15 +732,6 @@ export function stdoutAccessLog(): { accessLog: AccessLog; stop(): void } {
   };
 }
 
-/** server.* onto the node:http server (also on reload: these are live settings). */
-function applyServerLimits(server: Server, config: GatewayConfig): void {
-  const s = config.server;
-  server.maxConnections = s.maxConnections;
-  server.headersTimeout = s.requestHeaderTimeoutMs;
-  server.requestTimeout = s.requestTimeoutMs;
-  server.keepAliveTimeout = s.idleTimeoutMs;
-}
-
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const gw = new Gateway(opts);
   try {
@@ -736,16 +753,6 @@ function configWeights(cfg: GatewayConfig): Map<string, Readonly<Record<string, 
 function serveConfigFiles(cfg: GatewayConfig): string[] {
   const files = cfg.clusters.map((c) => c.serveConfigFile ?? null).filter((f): f is string => f !== null);
   return [...new Set(files)];
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host, backlog: 4096 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 export function hostForUrl(host: string): string {

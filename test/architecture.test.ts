@@ -140,7 +140,7 @@ const FOLDER_RULES: Readonly<Record<string, { readonly value: readonly string[];
   // The reconciler creates the long-lived Limiter and UpstreamCluster objects.
   control: { value: ['core', 'routing', 'admission', 'upstream'], typeOnly: ['config', 'metrics'] },
   // The data plane reads what the snapshot hands it; it never calls into control, admission or metrics modules.
-  proxy: { value: ['core', 'routing', 'health', 'upstream'], typeOnly: ['admission', 'control', 'metrics'] },
+  proxy: { value: ['core', 'routing', 'health', 'upstream'], typeOnly: ['admission', 'config', 'control', 'metrics'] },
   // The admin API sees the Gateway (type) and reads through it.
   admin: { value: ['core', 'config', 'health', 'control', 'metrics', 'kubernetes'], typeOnly: ['main'] },
   // Kubernetes mode: watches and views; decisions go to main, which applies them through control.
@@ -148,7 +148,9 @@ const FOLDER_RULES: Readonly<Record<string, { readonly value: readonly string[];
   // The simulator is its own product surface: it shares only config parsing with the gateway.
   sim: { value: ['core', 'config'], typeOnly: [] },
   cli: { value: ['core', 'config', 'main', 'sim', 'kubernetes'], typeOnly: [] },
-  main: { value: ['core', 'config', 'control', 'routing', 'admission', 'upstream', 'health', 'proxy', 'admin', 'metrics', 'kubernetes'], typeOnly: [] },
+  // A data-plane worker thread (`workers` > 1) composes what main composes for its data plane, nothing of the control plane.
+  workers: { value: ['core', 'admission', 'control', 'health', 'metrics', 'proxy'], typeOnly: [] },
+  main: { value: ['core', 'config', 'control', 'routing', 'admission', 'upstream', 'health', 'proxy', 'admin', 'metrics', 'kubernetes', 'workers'], typeOnly: [] },
 };
 
 /** Where an importing folder may only reach one file of the target folder. */
@@ -161,11 +163,12 @@ const ONLY_FILE: ReadonlyArray<{ readonly from: string; readonly folder: string;
 /** Modules only the listed importers (other than their own folder) may import at runtime. */
 const RUNTIME_IMPORTERS: Readonly<Record<string, readonly string[]>> = {
   'main.ts': ['cli'],
-  'control/reconciler.ts': ['main'],
+  'control/reconciler.ts': ['main', 'workers'],
   'control/traffic-controller.ts': ['main'],
   'control/state-store.ts': ['main'],
   'health/prober.ts': ['main'],
-  'proxy/pipeline.ts': ['main'],
+  'proxy/pipeline.ts': ['main', 'workers'],
+  'proxy/data-server.ts': ['main', 'workers'],
   'admin/api.ts': ['main'],
 };
 
@@ -173,19 +176,19 @@ const RUNTIME_IMPORTERS: Readonly<Record<string, readonly string[]>> = {
 const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   fastify: ['admin'],
   'prom-client': ['metrics'],
-  pino: ['main', 'cli'],
+  pino: ['main', 'cli', 'workers'],
   opossum: ['health/prober.ts'],
   '@kubernetes/client-node': ['kubernetes/watch.ts', 'kubernetes/coordination.ts'],
   undici: ['upstream', 'proxy', 'health/prober.ts'],
   yaml: ['config', 'sim'],
-  // node:http servers: the data-plane listener (main.ts) and the simulator; proxy only for types.
-  'node:http': ['main', 'sim', 'proxy'],
+  // node:http servers: the data-plane listener (proxy/data-server.ts, for main and the workers) and the simulator; proxy otherwise only for types.
+  'node:http': ['main', 'sim', 'proxy', 'workers'],
   // Raw TCP: only the upgrade splice dials Serve itself (everything else goes through undici).
   'node:net': ['main', 'proxy/upgrade.ts'],
 };
 /** Of PACKAGE_OWNERS, importers that may only use `import type`. */
 const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {
-  'node:http': ['proxy'],
+  'node:http': ['proxy', 'workers'],
   'node:net': ['main'],
 };
 /**
@@ -194,7 +197,7 @@ const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {
  * functions); it still creates no server.
  */
 const PACKAGE_VALUE_EXCEPTIONS: Readonly<Record<string, readonly string[]>> = {
-  'node:http': ['proxy/pipeline.ts'],
+  'node:http': ['proxy/pipeline.ts', 'proxy/data-server.ts'],
 };
 
 /** Decision files: no I/O libraries, no clock, no randomness, no global timers. */
@@ -205,6 +208,7 @@ const PURE_FILES: readonly string[] = [
   'routing/route-table.ts',
   'routing/traffic-split.ts',
   'admission/limiter.ts', // timers only through the injected Clock
+  'admission/permits.ts', // shared counters: Atomics on a SharedArrayBuffer, no I/O
   'health/outlier.ts',
   'upstream/balancer.ts',
   'upstream/retry-policy.ts',

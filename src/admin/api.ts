@@ -233,6 +233,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
   });
   app.get('/metrics', async (req, reply) => {
     if (!authorized(req, reply, false)) return reply;
+    await gw.workers?.refresh();
     const body = await gw.metrics.registry.metrics();
     return reply.type(gw.metrics.registry.contentType).send(body);
   });
@@ -249,6 +250,7 @@ export async function startAdmin(gw: Gateway, opts: AdminOptions): Promise<Admin
   });
   app.get('/api/v1/status', async (req, reply) => {
     if (!authorized(req, reply, false)) return reply;
+    await gw.workers?.refresh();
     return buildStatus(gw);
   });
   app.get('/api/v1/series', async (req, reply) => {

@@ -21,8 +21,10 @@ export function buildStatus(gw: Gateway): object {
   const clusters = gw.config.clusters.map((cfg) => {
     const c = gw.reconciler.clusters.get(cfg.name);
     const load = clusterLoad(gw, cfg.name);
-    const inFlight = c?.inFlight ?? 0;
-    const streams = c?.openStreams ?? 0;
+    // With `workers`, every data-plane thread's (the others' as of their reports, refreshed before this).
+    const others = gw.workers?.load(cfg.name) ?? { inFlight: 0, openStreams: 0 };
+    const inFlight = (c?.inFlight ?? 0) + others.inFlight;
+    const streams = (c?.openStreams ?? 0) + others.openStreams;
     const known = gw.reconciler.clusterApps(cfg.name);
     const dash = gw.dashboardStates.get(cfg.name);
     const drained = gw.traffic.clusterDrained(cfg.name);
@@ -135,6 +137,8 @@ export function buildStatus(gw: Gateway): object {
     clusters,
     apps,
     kubernetes: kubernetesStatus(gw),
+    // `workers` > 1: the data-plane threads besides the main one; null with one.
+    workers: gw.workers === null ? null : { count: gw.config.workers, threads: gw.workers.status() },
   };
 }
 

@@ -2,7 +2,16 @@
 // bounded FIFO queue with one deadline. One timer per limiter (armed for the
 // queue head), never one per waiter. Callback-based so the hot path allocates
 // nothing: the request context is the waiter.
+//
+// The counters (in flight, queued) live in a PermitCell: private to the
+// limiter with one data-plane thread, a slot of a SharedArrayBuffer that every
+// thread's limiter for the same (app, cluster) shares with `workers` > 1
+// (permits.ts). A permit is taken only by compare-and-swap below the limit, so
+// the threads together never exceed it; each thread queues its own waiters
+// (FIFO), and a thread that frees a permit while another thread has waiters
+// wakes it through Atomics.notify (docs/workers.md says what is fair).
 import type { Clock, TimerHandle } from '../core/clock.ts';
+import { IN_FLIGHT, QUEUED, WAKE, localCell, type PermitCell } from './permits.ts';
 
 export interface Waiter {
   /** Set by the limiter; the waiter only reads them. */
@@ -14,22 +23,33 @@ export interface Waiter {
 
 export type AcquireResult = 'granted' | 'queued' | 'full';
 
+/** Without a wake from another thread, queued waiters still look for a free permit this often. */
+const WAKE_CHECK_MS = 1000;
+
 export class Limiter {
   readonly app: string;
   readonly cluster: string;
   limit: number;
   queueCapacity: number;
   queueTimeoutMs: number;
-  inFlight = 0;
-  /** Live (not cancelled) waiters. */
-  queued = 0;
+  /** This thread's live (not cancelled) waiters. */
+  #local = 0;
   #queue: Array<Waiter | null> = [];
   #head = 0;
   #clock: Clock;
   #timer: TimerHandle | null = null;
   readonly #onTimer: () => void;
+  readonly #c: Int32Array;
+  readonly #b: number;
+  readonly #h: Int32Array;
+  readonly #hb: number;
+  readonly #shared: boolean;
+  #watching = false;
+  #pumpQueued = false;
+  readonly #onWake: () => void;
+  readonly #pumpSoon: () => void;
 
-  constructor(app: string, cluster: string, limit: number, queueCapacity: number, queueTimeoutMs: number, clock: Clock) {
+  constructor(app: string, cluster: string, limit: number, queueCapacity: number, queueTimeoutMs: number, clock: Clock, cell: PermitCell = localCell()) {
     this.app = app;
     this.cluster = cluster;
     this.limit = limit;
@@ -37,33 +57,83 @@ export class Limiter {
     this.queueTimeoutMs = queueTimeoutMs;
     this.#clock = clock;
     this.#onTimer = () => this.#expire();
+    this.#c = cell.cells;
+    this.#b = cell.base;
+    this.#h = cell.held;
+    this.#hb = cell.heldBase;
+    this.#shared = cell.shared;
+    this.#onWake = () => {
+      this.#watching = false;
+      this.#wake();
+    };
+    this.#pumpSoon = () => {
+      this.#pumpQueued = false;
+      // Read before the pump: a permit freed after it moves the generation, and #watch sees that.
+      const gen = Atomics.load(this.#c, this.#b + WAKE);
+      this.#pump();
+      if (this.#shared && this.#local > 0) this.#watch(gen);
+    };
+  }
+
+  /** Permits in flight (every thread's, with workers). */
+  get inFlight(): number {
+    return Atomics.load(this.#c, this.#b + IN_FLIGHT);
+  }
+
+  /** Waiters queued (every thread's, with workers). */
+  get queued(): number {
+    return Atomics.load(this.#c, this.#b + QUEUED);
+  }
+
+  /** A permit now, or false; never queues (and never jumps a queue). */
+  tryAcquire(): boolean {
+    return Atomics.load(this.#c, this.#b + QUEUED) === 0 && this.#take();
   }
 
   acquire(w: Waiter): AcquireResult {
-    if (this.inFlight < this.limit && this.queued === 0) {
-      this.inFlight++;
+    const c = this.#c;
+    const b = this.#b;
+    if (Atomics.load(c, b + QUEUED) === 0 && this.#take()) return 'granted';
+    const gen = Atomics.load(c, b + WAKE);
+    if (Atomics.add(c, b + QUEUED, 1) >= this.queueCapacity) {
+      Atomics.sub(c, b + QUEUED, 1);
+      return 'full';
+    }
+    // A permit freed since the try above saw no waiter to wake: take it, unless
+    // this thread has waiters ahead (they get it, on the next microtask).
+    if (this.#local === 0 && this.#take()) {
+      Atomics.sub(c, b + QUEUED, 1);
       return 'granted';
     }
-    if (this.queued >= this.queueCapacity) return 'full';
+    this.#h[this.#hb + 1]!++;
+    this.#local++;
     w.queued = true;
     w.queueDeadlineMs = this.#clock.now() + this.queueTimeoutMs;
     this.#queue.push(w);
-    this.queued++;
     if (this.#timer === null) this.#arm();
+    if (this.#local > 1 && !this.#pumpQueued && this.inFlight < this.limit) {
+      this.#pumpQueued = true;
+      queueMicrotask(this.#pumpSoon);
+    }
+    if (this.#shared) this.#watch(gen);
     return 'queued';
   }
 
-  /** Frees one slot and admits queued waiters that now fit. */
+  /** Frees one slot and admits queued waiters that now fit (this thread's first, then wakes the others). */
   release(): void {
-    this.inFlight--;
-    this.#pump();
+    const c = this.#c;
+    const b = this.#b;
+    Atomics.sub(c, b + IN_FLIGHT, 1);
+    this.#h[this.#hb]!--;
+    if (Atomics.load(c, b + QUEUED) === 0) return;
+    if (this.#local > 0) this.#pump();
+    if (this.#shared) this.#notifyOthers();
   }
 
   /** Removes a queued waiter (its client went away). Idempotent. */
   cancel(w: Waiter): void {
     if (!w.queued) return;
-    w.queued = false;
-    this.queued--;
+    this.#unqueue(w);
     const i = this.#queue.indexOf(w, this.#head);
     if (i !== -1) this.#queue[i] = null;
     this.#compact();
@@ -75,7 +145,7 @@ export class Limiter {
     this.queueCapacity = queueCapacity;
     const shift = queueTimeoutMs - this.queueTimeoutMs;
     this.queueTimeoutMs = queueTimeoutMs;
-    if (shift !== 0 && this.queued > 0) {
+    if (shift !== 0 && this.#local > 0) {
       // Waiters keep their place; their deadlines move with the new timeout
       // (FIFO order stays deadline order, so one timer on the head suffices).
       for (let i = this.#head; i < this.#queue.length; i++) {
@@ -87,6 +157,7 @@ export class Limiter {
       this.#arm();
     }
     this.#pump();
+    if (this.#shared) this.#notifyOthers();
   }
 
   /** Stops the timer; queued waiters time out as if their deadline passed. */
@@ -96,13 +167,68 @@ export class Limiter {
     for (let w = this.#shift(); w !== null; w = this.#shift()) w.onQueueTimeout();
   }
 
+  /** A permit below the limit, by compare-and-swap (the only way in-flight grows). */
+  #take(): boolean {
+    const c = this.#c;
+    const i = this.#b + IN_FLIGHT;
+    for (;;) {
+      const v = Atomics.load(c, i);
+      if (v >= this.limit) return false;
+      if (Atomics.compareExchange(c, i, v, v + 1) === v) {
+        this.#h[this.#hb]!++;
+        return true;
+      }
+    }
+  }
+
   #pump(): void {
-    while (this.inFlight < this.limit && this.queued > 0) {
+    while (this.#local > 0 && this.#take()) {
       const w = this.#shift();
-      if (w === null) break;
-      this.inFlight++;
+      if (w === null) {
+        // Only cancelled entries were left: give the permit back.
+        Atomics.sub(this.#c, this.#b + IN_FLIGHT, 1);
+        this.#h[this.#hb]!--;
+        break;
+      }
       w.onAdmitted();
     }
+  }
+
+  /** Other threads have waiters and a permit is free: bump the wake generation and notify. */
+  #notifyOthers(): void {
+    const c = this.#c;
+    const b = this.#b;
+    if (Atomics.load(c, b + QUEUED) > this.#local && Atomics.load(c, b + IN_FLIGHT) < this.limit) {
+      Atomics.add(c, b + WAKE, 1);
+      Atomics.notify(c, b + WAKE);
+    }
+  }
+
+  /** Waits (asynchronously) for another thread's notify while this thread has waiters. */
+  #watch(gen: number): void {
+    if (this.#watching) return;
+    const r = Atomics.waitAsync(this.#c, this.#b + WAKE, gen, WAKE_CHECK_MS);
+    if (r.async) {
+      this.#watching = true;
+      void r.value.then(this.#onWake);
+    } else if (!this.#pumpQueued) {
+      // The generation moved since `gen` was read: look now (on the next microtask).
+      this.#pumpQueued = true;
+      queueMicrotask(this.#pumpSoon);
+    }
+  }
+
+  #wake(): void {
+    const gen = Atomics.load(this.#c, this.#b + WAKE);
+    this.#pump();
+    if (this.#local > 0) this.#watch(gen);
+  }
+
+  #unqueue(w: Waiter): void {
+    w.queued = false;
+    this.#local--;
+    this.#h[this.#hb + 1]!--;
+    Atomics.sub(this.#c, this.#b + QUEUED, 1);
   }
 
   #shift(): Waiter | null {
@@ -111,8 +237,7 @@ export class Limiter {
       this.#queue[this.#head] = null;
       this.#head++;
       if (w != null && w.queued) {
-        w.queued = false;
-        this.queued--;
+        this.#unqueue(w);
         this.#compact();
         return w;
       }
@@ -155,6 +280,6 @@ export class Limiter {
       this.#shift();
       head.onQueueTimeout();
     }
-    if (this.queued > 0) this.#arm();
+    if (this.#local > 0) this.#arm();
   }
 }

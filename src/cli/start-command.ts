@@ -48,7 +48,7 @@ export async function runStartCommand(args: string[]): Promise<number> {
   const access = stdoutAccessLog();
   let gw: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gw = await startGateway({ config: result.config, configPath, logger, accessLog: access.accessLog });
+    gw = await startGateway({ config: result.config, configPath, logger, accessLog: access.accessLog, workerAccessLog: 'stdout', workerLogLevel: level });
   } catch (err) {
     // An operating-system refusal (a port in use, a path not allowed) is one line, not a stack trace.
     const e = err as NodeJS.ErrnoException;

@@ -44,6 +44,18 @@ function bad(doc: unknown): ConfigIssue[] {
 const minimal = { clusters: [{ name: 'blue', endpoints: ['http://127.0.0.1:8101'] }] };
 
 describe('validateConfig', () => {
+  it('workers: 1 by default, a number, or auto (one per CPU); anything else refused at its key', () => {
+    assert.equal(ok(minimal).workers, 1);
+    assert.equal(ok({ ...minimal, workers: 4 }).workers, 4);
+    const auto = ok({ ...minimal, workers: 'auto' }).workers;
+    assert.ok(auto >= 1 && auto <= 64, String(auto));
+    for (const w of [0, 65, 2.5, '4', 'many', true]) {
+      const issues = bad({ ...minimal, workers: w });
+      assert.deepEqual(issues.map((i) => i.path), ['workers'], JSON.stringify(w));
+      assert.match(issues[0]!.message, /"auto" or a whole number from 1 to 64/);
+    }
+  });
+
   it('fills every default from a minimal config', () => {
     const c = ok(minimal);
     assert.deepEqual(c.listen, { host: '0.0.0.0', port: 8000 });

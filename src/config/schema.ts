@@ -3,6 +3,7 @@
 // is reported with the file and key path; unknown keys are errors so that a
 // typo never passes silently. docs/configuration.md lists every key.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseServeConfig } from './serve-config.ts';
 import { CLUSTER_ROLES } from './types.ts';
@@ -121,6 +122,7 @@ const TOP_KEYS = [
   'dashboard_poll_interval',
   'shutdown',
   'server',
+  'workers',
   'kubernetes',
 ] as const;
 
@@ -220,6 +222,7 @@ export function validateConfig(
     v,
     v.section(doc, 'server', ['max_connections', 'request_header_timeout', 'request_timeout', 'idle_timeout', 'write_timeout']),
   );
+  const workers = parseWorkers(v, doc['workers']);
 
   // Cluster names first: applications refer to them, and serve_config parsing
   // needs the ingress overrides from applications.
@@ -267,8 +270,24 @@ export function validateConfig(
     dashboardPollMs,
     shutdown,
     server,
+    workers,
   };
   return { ok: true, config };
+}
+
+/** Most data-plane threads `workers` may ask for. */
+export const MAX_WORKERS = 64;
+
+/**
+ * `workers: auto | N`: data-plane threads sharing the listen port (default 1).
+ * `auto` is one per CPU the process may use (os.availableParallelism()).
+ */
+function parseWorkers(v: Checker, raw: unknown): number {
+  if (raw === undefined || raw === null) return 1;
+  if (raw === 'auto') return Math.min(MAX_WORKERS, Math.max(1, availableParallelism()));
+  if (typeof raw === 'number' && Number.isInteger(raw) && raw >= 1 && raw <= MAX_WORKERS) return raw;
+  v.issue('workers', `must be "auto" or a whole number from 1 to ${MAX_WORKERS}, got ${JSON.stringify(raw)}`);
+  return 1;
 }
 
 /** Parses "30s", "500ms", "2m", "1h" or a number of seconds into milliseconds; null if malformed. */

@@ -149,6 +149,8 @@ export interface GatewayConfig {
   readonly dashboardPollMs: number;
   readonly shutdown: { readonly drainDelayMs: number; readonly gracePeriodMs: number };
   readonly server: ServerConfig;
+  /** Data-plane threads sharing the listen port (`workers`, "auto" resolved); 1 = the main thread only. */
+  readonly workers: number;
 }
 
 /** Cluster roles that config weights and admin calls may use in kubernetes mode. */

@@ -5,6 +5,7 @@
 // snapshot points at — clusters (pools, health), limiters, metric handles,
 // step stats — so they survive rebuilds and keep their counters.
 import { Limiter } from '../admission/limiter.ts';
+import type { PermitTable } from '../admission/permits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { GatewayConfig } from '../config/types.ts';
@@ -16,12 +17,22 @@ import { buildSnapshot, SnapshotStore, type ClusterApps, type Snapshot, type Sna
 import { StepStatsRegistry } from './step-stats.ts';
 import { TrafficSeries } from './traffic-series.ts';
 
+/**
+ * One change of the reconciler's inputs, as plain data: what the main thread
+ * sends its data-plane workers so each builds the same snapshot (workers.ts).
+ */
+export type ReconcilerInput =
+  | { readonly kind: 'config'; readonly config: GatewayConfig }
+  | { readonly kind: 'gateway'; readonly rules: readonly GwRule[] | null; readonly config: GatewayConfig }
+  | { readonly kind: 'apps'; readonly name: string; readonly apps: ClusterApps }
+  | { readonly kind: 'weights'; readonly weights: ReadonlyMap<string, Weights> };
+
 export class Reconciler {
   readonly store = new SnapshotStore();
   /** Per cluster, what it served over the last 15 minutes (the dashboard's charts). */
   readonly series = new TrafficSeries();
   // Looked up per outcome, so a cluster's ring dropped by series.retain() and made again is the one fed.
-  readonly stats = new StepStatsRegistry((cluster) => ({ record: (o) => this.series.of(cluster).record(o) }));
+  readonly stats = new StepStatsRegistry((cluster) => ({ record: (o) => this.series.of(cluster).record(o), merge: (w) => this.series.of(cluster).merge(w) }));
   config: GatewayConfig;
   readonly clusters = new Map<string, UpstreamCluster>();
   readonly limiters = new Map<string, Limiter>();
@@ -32,14 +43,19 @@ export class Reconciler {
   readonly #clock: Clock;
   readonly #metrics: Instruments;
   readonly #log: Logger;
+  /** Shared admission counters (several data-plane threads), or null: each limiter counts alone. */
+  readonly #permits: PermitTable | null;
   /** Called with clusters removed by a config change, after the new snapshot is live. */
   onClustersRemoved: (clusters: UpstreamCluster[]) => void = () => {};
+  /** Called with every input change, after its snapshot is published (the worker pool mirrors them). */
+  onInput: ((input: ReconcilerInput) => void) | null = null;
 
-  constructor(config: GatewayConfig, clock: Clock, metrics: Instruments, log: Logger) {
+  constructor(config: GatewayConfig, clock: Clock, metrics: Instruments, log: Logger, permits: PermitTable | null = null) {
     this.config = config;
     this.#clock = clock;
     this.#metrics = metrics;
     this.#log = log;
+    this.#permits = permits;
     for (const c of config.clusters) {
       this.#clusterApps.set(c.name, c.serveApps === null ? { apps: [], source: 'none', stale: false } : { apps: c.serveApps, source: 'serve_config', stale: false });
     }
@@ -56,6 +72,7 @@ export class Reconciler {
   setConfig(config: GatewayConfig): void {
     const removed = this.#takeConfig(config);
     this.rebuild('config');
+    this.onInput?.({ kind: 'config', config });
     if (removed.length > 0) this.onClustersRemoved(removed);
   }
 
@@ -68,6 +85,7 @@ export class Reconciler {
     const removed = config === this.config ? [] : this.#takeConfig(config);
     this.#gatewayRules = rules;
     this.rebuild('httproutes');
+    this.onInput?.({ kind: 'gateway', rules, config });
     if (removed.length > 0) this.onClustersRemoved(removed);
   }
 
@@ -101,11 +119,30 @@ export class Reconciler {
     if (prev !== undefined && prev.stale === apps.stale && prev.source === apps.source && JSON.stringify(prev.apps) === JSON.stringify(apps.apps)) return;
     this.#clusterApps.set(name, apps);
     this.rebuild(`cluster ${name} apps`);
+    this.onInput?.({ kind: 'apps', name, apps });
   }
 
   setWeights(weights: ReadonlyMap<string, Weights>): void {
     this.#weights = new Map(weights);
     this.rebuild('traffic');
+    this.onInput?.({ kind: 'weights', weights: this.#weights });
+  }
+
+  /** The inputs as they are now, in an order that rebuilds this snapshot from a fresh reconciler. */
+  inputs(): ReconcilerInput[] {
+    const out: ReconcilerInput[] = [{ kind: 'config', config: this.config }];
+    if (this.#gatewayRules !== null) out.push({ kind: 'gateway', rules: this.#gatewayRules, config: this.config });
+    for (const [name, apps] of this.#clusterApps) out.push({ kind: 'apps', name, apps });
+    out.push({ kind: 'weights', weights: this.#weights });
+    return out;
+  }
+
+  /** Applies an input another thread's reconciler took (the inverse of onInput). */
+  apply(input: ReconcilerInput): void {
+    if (input.kind === 'config') this.setConfig(input.config);
+    else if (input.kind === 'gateway') this.setGatewayRules(input.rules, input.config);
+    else if (input.kind === 'apps') this.setClusterApps(input.name, input.apps);
+    else this.setWeights(input.weights);
   }
 
   rebuild(reason: string): Snapshot {
@@ -145,7 +182,9 @@ export class Reconciler {
     const key = `${app}\u0000${cluster}`;
     let l = this.limiters.get(key);
     if (l === undefined) {
-      l = new Limiter(app, cluster, limit, qcap, timeoutMs, this.#clock);
+      const shared = this.#permits === null || this.#permits.slotOf(key) === -1 ? null : this.#permits.cell(key);
+      if (this.#permits !== null && shared === null) this.#log.error({ app, cluster }, 'no shared admission slot left: this limiter counts for this thread only');
+      l = new Limiter(app, cluster, limit, qcap, timeoutMs, this.#clock, shared ?? undefined);
       this.limiters.set(key, l);
     } else if (l.limit !== limit || l.queueCapacity !== qcap || l.queueTimeoutMs !== timeoutMs) {
       l.configure(limit, qcap, timeoutMs);

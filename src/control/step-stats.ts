@@ -29,6 +29,8 @@ export interface StepOutcome {
 /** Anything else that wants every outcome (traffic-series.ts). */
 export interface OutcomeSink {
   record(outcome: StepOutcome): void;
+  /** Outcomes another data-plane thread recorded, as a window. */
+  merge(window: StatsWindow): void;
 }
 
 export interface StatsSnapshot {
@@ -210,6 +212,21 @@ export class StepStats {
     this.#ttfb.reset();
   }
 
+  /** Adds what another data-plane thread recorded (its window since its last report). */
+  merge(w: StatsWindow): void {
+    this.#also?.merge(w);
+    this.#requests += w.requests;
+    this.#errors += w.errors;
+    this.#shed += w.shed;
+    this.#latency.merge(w.latency);
+    this.#ttfb.merge(w.ttfb);
+  }
+
+  /** True when nothing was recorded since the last reset. */
+  get empty(): boolean {
+    return this.#requests === 0 && this.#shed === 0;
+  }
+
   /** The window as mergeable numbers (mergeWindows). */
   window(): StatsWindow {
     return { requests: this.#requests, errors: this.#errors, shed: this.#shed, latency: this.#latency.export(), ttfb: this.#ttfb.export() };
@@ -254,6 +271,11 @@ export class StepStatsRegistry {
   /** The window so far as mergeable numbers. Empty when never recorded. */
   windowFor(app: string, cluster: string): StatsWindow {
     return this.#byApp.get(app)?.get(cluster)?.window() ?? EMPTY_WINDOW;
+  }
+
+  /** Every (app, cluster) recorded so far. */
+  *entries(): Iterable<[app: string, cluster: string, stats: StepStats]> {
+    for (const [app, byCluster] of this.#byApp) for (const [cluster, stats] of byCluster) yield [app, cluster, stats];
   }
 
   /** Starts a new window (call when stepRollout says `resetStats`). */

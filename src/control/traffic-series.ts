@@ -6,7 +6,7 @@
 // calls `close(nowWallMs)` every `bucketMs` to turn the open bucket into one
 // point of the ring. Memory: `capacity` points of 8 numbers per cluster, plus
 // two histograms per cluster for the open bucket.
-import { LogHistogram, type StepOutcome } from './step-stats.ts';
+import { LogHistogram, type StatsWindow, type StepOutcome } from './step-stats.ts';
 
 /** One closed bucket of one cluster. */
 export interface SeriesPoint {
@@ -53,6 +53,15 @@ export class ClusterSeries {
     if (outcome.upstreamError) this.#errors++;
     this.#latency.record(outcome.latencyMs);
     if (outcome.ttfbMs !== null) this.#ttfb.record(outcome.ttfbMs);
+  }
+
+  /** Adds outcomes another data-plane thread recorded into the open bucket. */
+  merge(w: StatsWindow): void {
+    this.#requests += w.requests;
+    this.#errors += w.errors;
+    this.#shed += w.shed;
+    this.#latency.merge(w.latency);
+    this.#ttfb.merge(w.ttfb);
   }
 
   /** Closes the open bucket as a point ending at `nowMs` (the first call only opens one). */

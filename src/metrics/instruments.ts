@@ -29,6 +29,23 @@ export interface GaugeSources {
   replicas?(): { leader: number; live: number; sharedStateInvalid: number } | null;
 }
 
+/**
+ * What a data-plane worker thread counted since its last report, as plain data
+ * (structured-cloneable): the main thread adds it to its own instruments, so
+ * one /metrics covers every thread (docs/workers.md).
+ */
+export interface MetricDeltas {
+  readonly requests: ReadonlyArray<readonly [Readonly<Record<string, string>>, number]>;
+  readonly attempts: ReadonlyArray<readonly [Readonly<Record<string, string>>, number]>;
+  readonly duration: ReadonlyArray<HistogramDelta>;
+  readonly ttfb: ReadonlyArray<HistogramDelta>;
+  /** Counters the data plane increments through prom-client: [metric name, labels, increment]. */
+  readonly counters: ReadonlyArray<readonly [string, Readonly<Record<string, string | number>>, number]>;
+}
+
+/** One label set of a PlainHistogram: label values in labelNames order, bucket counts, sum, count. */
+export type HistogramDelta = readonly [readonly string[], readonly number[], number, number];
+
 export class Instruments {
   readonly registry = new Registry();
   readonly requests: Counter<'app' | 'cluster' | 'code' | 'flag'>;
@@ -191,6 +208,41 @@ export class Instruments {
     replicaGauge('serve_gateway_live_replicas', 'Kubernetes mode with leader_lease: live gateway replicas (member Leases renewed within lease_duration); each app\'s capacity is divided by it.', (r) => r.live);
     replicaGauge('serve_gateway_shared_state_invalid', 'Kubernetes mode with state_configmap: 1 while the state ConfigMap holds something that does not parse (a hand edit); the last good state serves.', (r) => r.sharedStateInvalid);
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'serve_gateway_' });
+  }
+
+  /** A worker thread: what was counted since the last call, and the counters set back to zero. */
+  async takeDeltas(): Promise<MetricDeltas> {
+    const take = (cells: Map<string, CountCell>) => {
+      const out: Array<[Record<string, string>, number]> = [];
+      for (const c of cells.values()) {
+        if (c.n === 0) continue;
+        out.push([c.labels as Record<string, string>, c.n]);
+        c.n = 0;
+      }
+      return out;
+    };
+    const counters: Array<[string, Record<string, string | number>, number]> = [];
+    for (const m of [this.rejections, this.retries, this.connectionsDropped] as Counter<string>[]) {
+      const data = await m.get();
+      m.reset();
+      const name = (m as unknown as { name: string }).name;
+      for (const v of data.values) if (v.value > 0) counters.push([name, v.labels as Record<string, string | number>, v.value]);
+    }
+    return { requests: take(this.#requestCells), attempts: take(this.#attemptCells), duration: this.duration.drain(), ttfb: this.ttfb.drain(), counters };
+  }
+
+  /** The main thread: adds what a worker thread counted. */
+  addDeltas(d: MetricDeltas): void {
+    for (const [l, n] of d.requests) this.requestCell(l['app']!, l['cluster']!, Number(l['code']), l['flag']!).n += n;
+    for (const [l, n] of d.attempts) this.attemptCell(l['cluster']!, l['outcome']!).n += n;
+    for (const h of d.duration) this.duration.add(h);
+    for (const h of d.ttfb) this.ttfb.add(h);
+    const byName = new Map<string, Counter<string>>([
+      ['serve_gateway_admission_rejections_total', this.rejections],
+      ['serve_gateway_retries_total', this.retries],
+      ['serve_gateway_connections_dropped_total', this.connectionsDropped],
+    ]);
+    for (const [name, labels, v] of d.counters) byName.get(name)?.inc(labels, v);
   }
 
   /** The cell that counts serve_gateway_requests_total{app, cluster, code, flag}. */
@@ -360,6 +412,27 @@ export class PlainHistogram {
       this.#cells.set(key, c);
     }
     return c;
+  }
+
+  /** Every label set observed since the last drain, and its counts set back to zero. */
+  drain(): HistogramDelta[] {
+    const out: HistogramDelta[] = [];
+    for (const c of this.#cells.values()) {
+      if (c.count === 0) continue;
+      out.push([this.labelNames.map((n) => c.labels[n]!), [...c.counts], c.sum, c.count]);
+      c.counts.fill(0);
+      c.sum = 0;
+      c.count = 0;
+    }
+    return out;
+  }
+
+  /** Adds a drained label set (another thread's observations). */
+  add([values, counts, sum, count]: HistogramDelta): void {
+    const c = this.cell(values);
+    for (let i = 0; i < c.counts.length && i < counts.length; i++) c.counts[i]! += counts[i]!;
+    c.sum += sum;
+    c.count += count;
   }
 
   reset(): void {

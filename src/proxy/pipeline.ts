@@ -52,6 +52,8 @@ export interface ProxyDeps {
 /** Global request and retry counters (Envoy-style retry budget). */
 export class ProxyCounters {
   activeRequests = 0;
+  /** Requests received since start (a worker thread reports it: which threads take traffic). */
+  handled = 0;
   activeRetries = 0;
 }
 
@@ -232,7 +234,9 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   // ── receive ────────────────────────────────────────────────────────────
   receive(): void {
     const { req, res } = this;
-    this.proxy.counters.activeRequests++;
+    const counters = this.proxy.counters;
+    counters.activeRequests++;
+    counters.handled++;
     if (res instanceof GatewayResponse) {
       res.ctx = this;
       res.on('close', onResponseClose);
@@ -408,7 +412,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       const now = this.proxy.deps.clock.now();
       for (const alt of app.targets) {
         if (alt === target || alt.serveApp === null || !alt.cluster.isServing(now)) continue;
-        if (alt.limiter.inFlight < alt.limiter.limit && alt.limiter.queued === 0 && alt.limiter.acquire(this) === 'granted') {
+        if (alt.limiter.tryAcquire()) {
           this.target = alt;
           this.onAdmitted();
           return;
@@ -487,8 +491,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     const from = this.target!;
     for (const alt of this.app!.targets) {
       if (alt === from || alt.serveApp === null || !alt.cluster.isServing(now)) continue;
-      if (alt.limiter.queued !== 0 || alt.limiter.inFlight >= alt.limiter.limit) continue;
-      if (alt.limiter.acquire(this) !== 'granted') continue;
+      if (!alt.limiter.tryAcquire()) continue;
       from.stats.record({ upstreamError: true, latencyMs: now - this.startMs, ttfbMs: null, shed: false });
       from.limiter.release();
       this.target = alt;

@@ -14,7 +14,6 @@ import { Client, type Dispatcher } from 'undici';
 import { ERRORS, type ErrorCode } from '../core/errors.ts';
 import type { AppRoute, AppTarget, Snapshot } from '../control/snapshot.ts';
 import { recordFailure } from '../health/outlier.ts';
-import type { Waiter } from '../admission/limiter.ts';
 import { matchRoute, upgradeRoutingPath, upstreamTarget } from '../routing/route-table.ts';
 import { pickCluster, splitPoint, stickyKeyFromCookieHeader } from '../routing/traffic-split.ts';
 import type { Endpoint } from '../upstream/endpoint.ts';
@@ -24,7 +23,6 @@ import { noHealthyText, notFoundText, queueFullText } from './local-reply.ts';
 import type { ProxyDeps } from './pipeline.ts';
 
 /** Upgrades never queue, so their waiter is never called. */
-const NOT_QUEUED: Waiter = { queueDeadlineMs: 0, queued: false, onAdmitted() {}, onQueueTimeout() {} };
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNABORTED']);
 
 export class UpgradeHandler {
@@ -120,7 +118,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
       return;
     }
     // Upgrades do not wait in the queue: a free slot now, or 503.
-    if (limiter.inFlight >= limiter.limit || limiter.queued > 0 || limiter.acquire(NOT_QUEUED) !== 'granted') {
+    if (!limiter.tryAcquire()) {
       deps.metrics.rejections.labels(app.name, target.cluster.name, 'queue_full').inc();
       this.fail('QUEUE_FULL', queueFullText(limiter.queued, limiter.queueCapacity));
       return;

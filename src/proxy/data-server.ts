@@ -1,0 +1,46 @@
+// The data-plane listener: node:http with the pipeline's request classes and
+// the client-side limits (server.*, docs/security.md), shared by the main
+// thread and every worker thread (src/workers/). With several threads each
+// listens on the same port with SO_REUSEPORT and the kernel spreads new
+// connections over them.
+import { createServer, type Server } from 'node:http';
+import type { GatewayConfig } from '../config/types.ts';
+import type { Instruments } from '../metrics/instruments.ts';
+import { SERVER_CLASSES, type RequestPipeline } from './pipeline.ts';
+import type { UpgradeHandler } from './upgrade.ts';
+
+export function createDataServer(proxy: RequestPipeline, upgrades: UpgradeHandler, metrics: Instruments, config: GatewayConfig): Server {
+  // node:http checks the header and request timeouts every connectionsCheckingInterval.
+  const server = createServer({ ...SERVER_CLASSES, connectionsCheckingInterval: 1000, requireHostHeader: true }, proxy.handle);
+  applyServerLimits(server, config);
+  server.on('checkContinue', proxy.handle);
+  server.on('clientError', (err: Error & { code?: string }, socket) => proxy.clientError(err, socket));
+  server.on('connect', (req, socket) => proxy.refuseConnect(req, socket));
+  server.on('drop', () => metrics.connectionsDropped.inc());
+  server.on('upgrade', upgrades.handle);
+  return server;
+}
+
+/**
+ * server.* onto a node:http server (also on reload: these are live settings).
+ * server.max_connections is for the process (file descriptors are): each of
+ * the `workers` threads takes its share.
+ */
+export function applyServerLimits(server: Server, config: GatewayConfig): void {
+  const s = config.server;
+  server.maxConnections = Math.max(1, Math.floor(s.maxConnections / Math.max(1, config.workers)));
+  server.headersTimeout = s.requestHeaderTimeoutMs;
+  server.requestTimeout = s.requestTimeoutMs;
+  server.keepAliveTimeout = s.idleTimeoutMs;
+}
+
+/** Listens; `reusePort` when other threads listen on the same port. */
+export function listenData(server: Server, port: number, host: string, reusePort: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host, backlog: 4096, reusePort }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
