@@ -2,11 +2,13 @@
 // bench drives, with as little CPU per request as node:http allows, so that the core it shares
 // with the load generator is not the bottleneck. Not the simulator in src/sim/ (on purpose).
 //
-//   POST|GET /llm                    -> consume the body, reply exactly 100 bytes of JSON
+//   POST|GET /llm[?delay_ms=N]       -> consume the body, reply exactly 100 bytes of JSON (after N ms)
 //   GET /llm/stream?n=400&i=25       -> text/event-stream, headers flushed at once,
 //                                       n frames `data: {...}\n\n` every i ms, then `data: [DONE]\n\n`
 //   GET /-/healthz                   -> 200 `success`
 //   GET /-/routes                    -> {"/llm":"llm"}
+//   GET /-/bench-stats[?reset=1]     -> {"in_flight","max_in_flight","served"} of /llm (counted here, at
+//                                       the upstream: bench/workers.sh checks admission with it)
 //
 // Usage: node bench/backend.ts [--port 18000] [--host 127.0.0.1]
 import http from 'node:http';
@@ -36,11 +38,21 @@ function intParam(q: URLSearchParams, name: string, dflt: number, max: number): 
   return Number.isFinite(v) && v >= 0 ? Math.min(v, max) : dflt;
 }
 
-function small(req: IncomingMessage, res: ServerResponse): void {
-  const reply = (): void => {
+let inFlight = 0;
+let maxInFlight = 0;
+let served = 0;
+
+function small(req: IncomingMessage, res: ServerResponse, query: string): void {
+  inFlight++;
+  if (inFlight > maxInFlight) maxInFlight = inFlight;
+  const delay = query === '' ? 0 : intParam(new URLSearchParams(query), 'delay_ms', 0, 60_000);
+  const send = (): void => {
+    inFlight--;
+    served++;
     res.writeHead(200, REPLY_HEADERS);
     res.end(REPLY);
   };
+  const reply = delay === 0 ? send : (): void => void setTimeout(send, delay);
   if (req.complete) {
     reply();
     return;
@@ -76,7 +88,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   const qi = url.indexOf('?');
   const path = qi < 0 ? url : url.slice(0, qi);
   if (path === '/llm') {
-    small(req, res);
+    small(req, res, qi < 0 ? '' : url.slice(qi + 1));
     return;
   }
   if (path === '/llm/stream') {
@@ -87,6 +99,11 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   if (path === '/-/healthz') {
     res.writeHead(200, ['content-type', 'text/plain', 'content-length', String(HEALTH.length)]);
     res.end(HEALTH);
+  } else if (path === '/-/bench-stats') {
+    const body = JSON.stringify({ in_flight: inFlight, max_in_flight: maxInFlight, served });
+    if (url.includes('reset=1')) maxInFlight = inFlight;
+    res.writeHead(200, ['content-type', 'application/json']);
+    res.end(body);
   } else if (path === '/-/routes') {
     res.writeHead(200, ['content-type', 'application/json', 'content-length', String(ROUTES.length)]);
     res.end(ROUTES);

@@ -63,6 +63,8 @@ export interface GatewayOptions {
    */
   readonly workerAccessLog?: 'stdout' | 'off';
   readonly workerLogLevel?: string;
+  /** The worker threads' entry module (tests: one that crashes on purpose). */
+  readonly workerThreadUrl?: URL;
 }
 
 export interface ReloadStatus {
@@ -249,6 +251,7 @@ export class Gateway {
         port,
         accessLog: this.#opts.workerAccessLog ?? 'off',
         logLevel: this.#opts.workerLogLevel ?? 'info',
+        ...(this.#opts.workerThreadUrl !== undefined ? { threadUrl: this.#opts.workerThreadUrl } : {}),
       });
       await this.workers.start();
     }

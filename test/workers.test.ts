@@ -5,11 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { send, openStream, sseData } from './conformance/http-client.ts';
-import { adminCall, startStack } from './helpers/stack.ts';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adminCall, startStack, waitFor } from './helpers/stack.ts';
 
 interface WorkersStatus {
   count: number;
-  threads: Array<{ index: number; running: boolean; requests_handled: number }>;
+  threads: Array<{ index: number; running: boolean; restarts: number; requests_handled: number }>;
 }
 
 test('workers: 2 — admission stays exact across threads, and metrics, status and gate windows see both', async (t) => {
@@ -78,4 +81,37 @@ test('workers: 2 — a full queue sheds across threads; SIGTERM drains a stream 
   }
   const status = await send(`${s.url}/llm`).catch((e: Error) => e);
   assert.ok(status instanceof Error, 'nothing listens after the drain');
+});
+
+test('workers: 2 — a worker thread that dies holding permits gives them back and is replaced', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sg-crash-'));
+  process.env['CRASH_MARKER'] = join(dir, 'crashed');
+  t.after(() => {
+    delete process.env['CRASH_MARKER'];
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const s = await startStack({
+    apps: { llm: { latency_ms: 300 } },
+    gateway: { workers: 2, admission: { queue_size: 1000 } },
+    gatewayOptions: { workerThreadUrl: new URL('./helpers/crashing-worker.ts', import.meta.url) },
+  });
+  t.after(() => s.close());
+  const target = s.gw.reconciler.current!.apps.get('llm')!.targets[0]!;
+  // Enough connections that the worker thread gets several: it dies holding their permits.
+  const first = await Promise.all(Array.from({ length: 24 }, () => send(`${s.url}/llm`).catch((e: Error) => e)));
+  assert.ok(existsSync(process.env['CRASH_MARKER']!), 'the worker crashed');
+  assert.ok(first.some((r) => r instanceof Error), "the dead thread's connections were cut");
+  const restarted = async () => ((await adminCall(s, 'GET', '/api/v1/status')).json['workers'] as WorkersStatus).threads[0]!;
+  let w = await restarted();
+  for (const deadline = Date.now() + 30_000; !(w.running && w.restarts === 1); w = await restarted()) {
+    assert.ok(Date.now() < deadline, `worker not replaced: ${JSON.stringify(w)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // Its permits came back: nothing is in flight, so the counters are at zero (a leak would keep them up).
+  await waitFor(() => target.limiter.inFlight === 0 && target.limiter.queued === 0, 10_000, `permits back (in flight ${target.limiter.inFlight})`);
+  assert.ok(s.logs.lines.some((l) => l.msg === 'data-plane worker exited; starting a new one' && (l.obj as { permitsFreed?: number }).permitsFreed! > 0));
+  // The whole capacity serves again, across both threads, and never more than it.
+  const again = await Promise.all(Array.from({ length: 40 }, () => send(`${s.url}/llm`)));
+  assert.deepEqual([...new Set(again.map((r) => r.status))], [200]);
+  assert.ok(s.sim.cluster('blue').stats().apps['llm']!.max_in_flight_seen <= 8);
 });

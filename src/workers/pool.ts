@@ -31,6 +31,8 @@ export interface WorkerPoolOptions {
   readonly port: number;
   readonly accessLog: 'stdout' | 'off';
   readonly logLevel: string;
+  /** The thread's entry module (default ./thread.ts; tests start one that crashes). */
+  readonly threadUrl?: URL;
 }
 
 class Slot {
@@ -153,7 +155,7 @@ export class WorkerPool {
     };
     s.slotsSent = init.slots.length;
     s.ready = false;
-    const w = new Worker(THREAD_URL, { workerData: init, name: `serve-gateway data plane ${s.index}` });
+    const w = new Worker(o.threadUrl ?? THREAD_URL, { workerData: init, name: `serve-gateway data plane ${s.index}` });
     s.worker = w;
     return new Promise<void>((resolve, reject) => {
       let started = false;

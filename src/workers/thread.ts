@@ -4,6 +4,6 @@ import { DataPlane } from './data-plane.ts';
 import type { FromWorker, ToWorker, WorkerInit } from './messages.ts';
 
 const port = parentPort!;
-const plane = new DataPlane(workerData as WorkerInit, (m: FromWorker) => port.postMessage(m));
+export const plane = new DataPlane(workerData as WorkerInit, (m: FromWorker) => port.postMessage(m));
 port.on('message', (m: ToWorker) => plane.onMessage(m));
 await plane.start();
