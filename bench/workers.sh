@@ -7,7 +7,12 @@
 #
 #   bench/workers.sh [COUNTS] [ROUNDS] [SECONDS]   (defaults: "1 2", 5 rounds, 5 s)
 #   env: CONNECTIONS (128), LIMIT (32), DELAY (20), GW_CPUS (cpus per count, e.g. "1:1 2:0-1";
-#        default: count N on CPUs 1..N, or all CPUs when there are fewer), LOAD_CPU (0)
+#        default: count N on CPUs 1..N, or all CPUs when there are fewer), LOAD_CPU (0),
+#        LOG_RATE (access_log.sample_rate, default 1.0 as in npm run bench),
+#        RATE (offer about RATE requests/s with bench/paced.lua instead of as many as possible:
+#        CPU per request at the same load, for 1 and N threads),
+#        BACKEND=nginx (the throughput runs go to nginx answering the same 100 bytes, a few µs a
+#        request instead of bench/backend.ts's ~20: more of the load core left for the gateway)
 #
 # Counts run in a rotation inside each round (order alternating), each in a fresh process with a
 # 3 s warm-up. wrk and the backend run on LOAD_CPU. On a 2-core machine `2` shares CPU 0 with wrk
@@ -31,7 +36,17 @@ tmp=$(mktemp -d)
 taskset -c "$load_cpu" "$node" "$root/bench/backend.ts" --port 18000 >"$tmp/backend.log" 2>&1 &
 backend=$!
 gw=""
-trap 'kill $backend $gw 2>/dev/null || true; rm -rf "$tmp"' EXIT
+ngb=""
+trap 'kill $backend $gw $ngb 2>/dev/null || true; rm -rf "$tmp"' EXIT
+tport=18000
+if [ "${BACKEND:-node}" = nginx ]; then
+  tport=18002
+  reply='{"id":"bench-0000000000","object":"text_completion","text":"hello from the bench","n":1}'
+  reply=$(printf '%-100s' "$reply")
+  args=$("$node" -e "import('$root/bench/lib/nginx.ts').then((m) => console.log(m.nginxArgs(m.writeNginxBackendConf('$tmp/ngb', $tport, process.argv[1])).join(' ')))" "$reply")
+  taskset -c "$load_cpu" nginx $args >"$tmp/ngb.log" 2>&1 &
+  ngb=$!
+fi
 
 cpus_for() { # $1 = count
   for m in ${GW_CPUS:-}; do
@@ -40,8 +55,9 @@ cpus_for() { # $1 = count
   if [ "$1" -lt "$ncpu" ]; then echo "1-$1"; else echo "0-$((ncpu - 1))"; fi
 }
 
-config() { # $1 = count, $2 = max_ongoing_requests; writes $tmp/gw.yaml
-  sed "s/max_ongoing_requests: 2000/max_ongoing_requests: $2/" "$root/bench/gateway.bench.yaml" >"$tmp/gw.yaml"
+config() { # $1 = count, $2 = max_ongoing_requests, $3 = backend port; writes $tmp/gw.yaml
+  sed "s/max_ongoing_requests: 2000/max_ongoing_requests: $2/; s/127.0.0.1:18000/127.0.0.1:$3/" "$root/bench/gateway.bench.yaml" >"$tmp/gw.yaml"
+  sed -i "s/^access_log: { sample_rate: 1.0 }/access_log: { sample_rate: ${LOG_RATE:-1.0} }/" "$tmp/gw.yaml"
   printf '\nworkers: %s\nadmission: { queue_size: 100000, queue_timeout: 60s }\nshutdown: { drain_delay: 0s, grace_period: 1s }\n' "$1" >>"$tmp/gw.yaml"
 }
 
@@ -60,20 +76,28 @@ stop_gw() {
   gw=""
 }
 
+script="$root/bench/post.lua"
+if [ -n "${RATE:-}" ]; then
+  script="$root/bench/paced.lua"
+  DELAY_MS=$(awk -v c="$conns" -v r="$RATE" 'BEGIN { printf "%.3f", c * 1000 / r }')
+  export DELAY_MS
+fi
+
 throughput() { # $1 = count; prints "rps µs/req"
-  config "$1" 2000
+  config "$1" 2000 "$tport"
   start_gw "$1"
-  taskset -c "$load_cpu" wrk -t1 -c"$conns" -d3s -s "$root/bench/post.lua" http://127.0.0.1:18080/llm >/dev/null
+  taskset -c "$load_cpu" wrk -t1 -c"$conns" -d3s -s "$script" http://127.0.0.1:18080/llm >/dev/null
   t0=$(cpu_ticks $gw)
-  out=$(taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${secs}s" -s "$root/bench/post.lua" http://127.0.0.1:18080/llm)
+  out=$(taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${secs}s" -s "$script" http://127.0.0.1:18080/llm)
   t1=$(cpu_ticks $gw)
   stop_gw
-  echo "$out" | sed -n 's/^WRKJSON {"requests":\([0-9]*\),"duration_us":\([0-9]*\),.*"status":\([0-9]*\).*/\1 \2 \3/p' |
+  # post.lua's line has "status":N among its errors; paced.lua's has "errors":N (all kinds).
+  echo "$out" | sed -n 's/^WRKJSON {"requests":\([0-9]*\),"duration_us":\([0-9]*\),.*"\(status\|errors\)":\([0-9]*\).*/\1 \2 \4/p' |
     awk -v d=$((t1 - t0)) -v tck="$tck" '{ if ($3 > 0) { print "non-2xx answers: " $3 > "/dev/stderr"; exit 1 } printf "%.0f %.1f", $1 * 1e6 / $2, d * 1e6 / tck / $1 }'
 }
 
 admission() { # $1 = count; prints "max_in_flight served"
-  config "$1" "$limit"
+  config "$1" "$limit" 18000
   start_gw "$1"
   curl -sf -o /dev/null "http://127.0.0.1:18000/-/bench-stats?reset=1"
   taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${secs}s" -s "$root/bench/post.lua" "http://127.0.0.1:18080/llm?delay_ms=$delay" >/dev/null
@@ -82,7 +106,7 @@ admission() { # $1 = count; prints "max_in_flight served"
   echo "$stats" | sed -n 's/.*"max_in_flight":\([0-9]*\),"served":\([0-9]*\).*/\1 \2/p'
 }
 
-echo "workers scaling: counts [$counts], $rounds rounds x ${secs}s, wrk -t1 -c$conns on CPU $load_cpu, $ncpu CPUs"
+echo "workers scaling: counts [$counts], $rounds rounds x ${secs}s, wrk -t1 -c$conns and the ${BACKEND:-node} backend on CPU $load_cpu, $ncpu CPUs"
 i=1
 all=""
 while [ "$i" -le "$rounds" ]; do

@@ -3,9 +3,9 @@
 // is reported with the file and key path; unknown keys are errors so that a
 // typo never passes silently. docs/configuration.md lists every key.
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { parseServeConfig } from './serve-config.ts';
+import { usableCpus } from './cpus.ts';
 import { CLUSTER_ROLES } from './types.ts';
 import type {
   AccessLogConfig,
@@ -280,11 +280,11 @@ export const MAX_WORKERS = 64;
 
 /**
  * `workers: auto | N`: data-plane threads sharing the listen port (default 1).
- * `auto` is one per CPU the process may use (os.availableParallelism()).
+ * `auto` is one per CPU the process may use (cpus.ts: the affinity mask, capped by a cgroup CPU limit).
  */
 function parseWorkers(v: Checker, raw: unknown): number {
   if (raw === undefined || raw === null) return 1;
-  if (raw === 'auto') return Math.min(MAX_WORKERS, Math.max(1, availableParallelism()));
+  if (raw === 'auto') return Math.min(MAX_WORKERS, usableCpus());
   if (typeof raw === 'number' && Number.isInteger(raw) && raw >= 1 && raw <= MAX_WORKERS) return raw;
   v.issue('workers', `must be "auto" or a whole number from 1 to ${MAX_WORKERS}, got ${JSON.stringify(raw)}`);
   return 1;
