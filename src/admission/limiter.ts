@@ -77,35 +77,33 @@ export class Limiter {
 
   /** Permits in flight (every thread's, with workers). */
   get inFlight(): number {
-    return Atomics.load(this.#c, this.#b + IN_FLIGHT);
+    return this.#get(IN_FLIGHT);
   }
 
   /** Waiters queued (every thread's, with workers). */
   get queued(): number {
-    return Atomics.load(this.#c, this.#b + QUEUED);
+    return this.#get(QUEUED);
   }
 
   /** A permit now, or false; never queues (and never jumps a queue). */
   tryAcquire(): boolean {
-    return Atomics.load(this.#c, this.#b + QUEUED) === 0 && this.#take();
+    return this.#get(QUEUED) === 0 && this.#take();
   }
 
   acquire(w: Waiter): AcquireResult {
-    const c = this.#c;
-    const b = this.#b;
-    if (Atomics.load(c, b + QUEUED) === 0 && this.#take()) return 'granted';
-    const gen = Atomics.load(c, b + WAKE);
-    if (Atomics.add(c, b + QUEUED, 1) >= this.queueCapacity) {
-      Atomics.sub(c, b + QUEUED, 1);
+    if (this.#get(QUEUED) === 0 && this.#take()) return 'granted';
+    const gen = this.#get(WAKE);
+    if (this.#add(QUEUED, 1) >= this.queueCapacity) {
+      this.#add(QUEUED, -1);
       return 'full';
     }
     // A permit freed since the try above saw no waiter to wake: take it, unless
     // this thread has waiters ahead (they get it, on the next microtask).
     if (this.#local === 0 && this.#take()) {
-      Atomics.sub(c, b + QUEUED, 1);
+      this.#add(QUEUED, -1);
       return 'granted';
     }
-    this.#h[this.#hb + 1]!++;
+    this.#hold(1, 1);
     this.#local++;
     w.queued = true;
     w.queueDeadlineMs = this.#clock.now() + this.queueTimeoutMs;
@@ -121,11 +119,9 @@ export class Limiter {
 
   /** Frees one slot and admits queued waiters that now fit (this thread's first, then wakes the others). */
   release(): void {
-    const c = this.#c;
-    const b = this.#b;
-    Atomics.sub(c, b + IN_FLIGHT, 1);
-    this.#h[this.#hb]!--;
-    if (Atomics.load(c, b + QUEUED) === 0) return;
+    this.#add(IN_FLIGHT, -1);
+    this.#hold(0, -1);
+    if (this.#get(QUEUED) === 0) return;
     if (this.#local > 0) this.#pump();
     if (this.#shared) this.#notifyOthers();
   }
@@ -171,6 +167,12 @@ export class Limiter {
   #take(): boolean {
     const c = this.#c;
     const i = this.#b + IN_FLIGHT;
+    if (!this.#shared) {
+      const v = c[i]!;
+      if (v >= this.limit) return false;
+      c[i] = v + 1;
+      return true;
+    }
     for (;;) {
       const v = Atomics.load(c, i);
       if (v >= this.limit) return false;
@@ -186,8 +188,8 @@ export class Limiter {
       const w = this.#shift();
       if (w === null) {
         // Only cancelled entries were left: give the permit back.
-        Atomics.sub(this.#c, this.#b + IN_FLIGHT, 1);
-        this.#h[this.#hb]!--;
+        this.#add(IN_FLIGHT, -1);
+        this.#hold(0, -1);
         break;
       }
       w.onAdmitted();
@@ -227,8 +229,28 @@ export class Limiter {
   #unqueue(w: Waiter): void {
     w.queued = false;
     this.#local--;
-    this.#h[this.#hb + 1]!--;
-    Atomics.sub(this.#c, this.#b + QUEUED, 1);
+    this.#hold(1, -1);
+    this.#add(QUEUED, -1);
+  }
+
+  // The counters: atomic on a shared slot, plain on a private cell (one thread: no atomics needed).
+  #get(off: number): number {
+    return this.#shared ? Atomics.load(this.#c, this.#b + off) : this.#c[this.#b + off]!;
+  }
+
+  /** Adds d; returns the value before. */
+  #add(off: number, d: number): number {
+    const c = this.#c;
+    const i = this.#b + off;
+    if (this.#shared) return Atomics.add(c, i, d);
+    const v = c[i]!;
+    c[i] = v + d;
+    return v;
+  }
+
+  /** This thread's [held, queued] for crash recovery (permits.ts releaseWorker); only kept for a shared slot. */
+  #hold(k: number, d: number): void {
+    if (this.#shared) this.#h[this.#hb + k]! += d;
   }
 
   #shift(): Waiter | null {
