@@ -323,7 +323,10 @@ export class Gateway {
     });
     await Promise.race([closed, grace]);
     if (graceTimer !== null) this.clock.clearTimeout(graceTimer);
-    await workersDrained;
+    // A worker whose loop is stuck must not hold SIGTERM forever: close() terminates what is left.
+    let workersTimer: TimerHandle | null = null;
+    await Promise.race([workersDrained, new Promise<void>((resolve) => (workersTimer = this.clock.setTimeout(resolve, drainDelayMs + gracePeriodMs + 5000)))]);
+    if (workersTimer !== null) this.clock.clearTimeout(workersTimer);
     await this.close();
   }
 

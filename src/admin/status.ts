@@ -138,7 +138,7 @@ export function buildStatus(gw: Gateway): object {
     apps,
     kubernetes: kubernetesStatus(gw),
     // `workers` > 1: the data-plane threads besides the main one; null with one.
-    workers: gw.workers === null ? null : { count: gw.config.workers, threads: gw.workers.status() },
+    workers: gw.workers === null ? null : { count: gw.config.workers, admission_slots: gw.workers.slots(), threads: gw.workers.status() },
   };
 }
 

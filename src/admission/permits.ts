@@ -47,7 +47,10 @@ export interface PermitBuffers {
  * The slot table. The main thread assigns slots (slotOf) as its snapshots
  * meet new (app, cluster) keys and sends the assignments to the workers with
  * the input that made them (assign), so every thread's limiter for one key
- * uses one slot. Slots are never reused while the process runs.
+ * uses one slot. Slots are never reused while the process runs: each (app,
+ * cluster) ever routed takes one (a KubeRay upgrade brings a new cluster name
+ * per app). A key that finds none counts per thread at limit / workers
+ * (control/reconciler.ts), which stays within the limit.
  */
 export class PermitTable {
   readonly buffers: PermitBuffers;
@@ -65,7 +68,7 @@ export class PermitTable {
     this.#held = new Int32Array(buffers.held);
   }
 
-  static create(workers: number, slots = 8192): PermitTable {
+  static create(workers: number, slots = 32768): PermitTable {
     return new PermitTable(
       {
         cells: new SharedArrayBuffer(slots * SLOT_INTS * 4),

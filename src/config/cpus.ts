@@ -1,7 +1,8 @@
 // How many CPUs this process may use, for `workers: auto`: the CPUs it may run
-// on (os.availableParallelism(), which follows the affinity mask), capped by
-// the cgroup v2 CPU quota when one is set (a Kubernetes CPU limit of 2 on a
-// 64-core node is 2, not 64), rounded up.
+// on (os.availableParallelism(): the affinity mask; Node 24's libuv also
+// applies a cgroup CPU quota of one CPU or more, rounded down), capped by the
+// cgroup v2 quota read here too, so that the cap holds whatever libuv does (a
+// Kubernetes CPU limit of 2 on a 64-core node is 2, not 64; below one CPU, 1).
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 

@@ -5,7 +5,7 @@
 // snapshot points at — clusters (pools, health), limiters, metric handles,
 // step stats — so they survive rebuilds and keep their counters.
 import { Limiter } from '../admission/limiter.ts';
-import type { PermitTable } from '../admission/permits.ts';
+import type { PermitCell, PermitTable } from '../admission/permits.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { GatewayConfig } from '../config/types.ts';
@@ -45,6 +45,8 @@ export class Reconciler {
   readonly #log: Logger;
   /** Shared admission counters (several data-plane threads), or null: each limiter counts alone. */
   readonly #permits: PermitTable | null;
+  /** Keys whose limiter counts alone (no shared slot was free when it was made). */
+  readonly #unshared = new Set<string>();
   /** Called with clusters removed by a config change, after the new snapshot is live. */
   onClustersRemoved: (clusters: UpstreamCluster[]) => void = () => {};
   /** Called with every input change, after its snapshot is published (the worker pool mirrors them). */
@@ -137,6 +139,23 @@ export class Reconciler {
     return out;
   }
 
+  /**
+   * A fresh reconciler (a worker thread starting) takes the main thread's
+   * inputs all at once and builds one snapshot from them: never a snapshot
+   * of the config alone, whose apps the main thread may not have.
+   */
+  restore(inputs: readonly ReconcilerInput[]): void {
+    for (const input of inputs) {
+      if (input.kind === 'config') this.#takeConfig(input.config);
+      else if (input.kind === 'gateway') {
+        if (input.config !== this.config) this.#takeConfig(input.config);
+        this.#gatewayRules = input.rules;
+      } else if (input.kind === 'apps') this.#clusterApps.set(input.name, input.apps);
+      else this.#weights = new Map(input.weights);
+    }
+    this.rebuild('restore');
+  }
+
   /** Applies an input another thread's reconciler took (the inverse of onInput). */
   apply(input: ReconcilerInput): void {
     if (input.kind === 'config') this.setConfig(input.config);
@@ -172,7 +191,10 @@ export class Reconciler {
     let c = this.clusters.get(name);
     if (c === undefined) {
       const cfg = this.config.clusters.find((x) => x.name === name)!;
-      c = new UpstreamCluster(cfg, this.config.upstream);
+      // upstream.max_connections_per_endpoint is for the process: each data-plane thread has its own pools.
+      const up = this.config.upstream;
+      const workers = this.config.workers;
+      c = new UpstreamCluster(cfg, workers > 1 && up.maxConnectionsPerEndpoint > 0 ? { ...up, maxConnectionsPerEndpoint: Math.ceil(up.maxConnectionsPerEndpoint / workers) } : up);
       this.clusters.set(name, c);
     }
     return c;
@@ -180,15 +202,38 @@ export class Reconciler {
 
   #limiter(app: string, cluster: string, limit: number, qcap: number, timeoutMs: number): Limiter {
     const key = `${app}\u0000${cluster}`;
+    const p = this.#permits;
     let l = this.limiters.get(key);
+    if (l !== undefined && p !== null && this.#unshared.has(key) && l.inFlight === 0 && l.queued === 0 && this.#sharedCell(key) !== null) {
+      // It counted alone (no shared slot when it was made); idle now, it is replaced by one that shares.
+      this.limiters.delete(key);
+      this.#unshared.delete(key);
+      l = undefined;
+    }
     if (l === undefined) {
-      const shared = this.#permits === null || this.#permits.slotOf(key) === -1 ? null : this.#permits.cell(key);
-      if (this.#permits !== null && shared === null) this.#log.error({ app, cluster }, 'no shared admission slot left: this limiter counts for this thread only');
-      l = new Limiter(app, cluster, limit, qcap, timeoutMs, this.#clock, shared ?? undefined);
+      const cell = p === null ? null : this.#sharedCell(key);
+      if (p !== null && cell === null) {
+        // Without a slot the threads cannot count together: each takes its share of the limit.
+        this.#unshared.add(key);
+        this.#log.error({ app, cluster, slots: p.buffers.slots }, 'no shared admission slot for this app and cluster: each data-plane thread admits limit / workers');
+      }
+      l = new Limiter(app, cluster, this.#effective(key, limit), qcap, timeoutMs, this.#clock, cell ?? undefined);
       this.limiters.set(key, l);
-    } else if (l.limit !== limit || l.queueCapacity !== qcap || l.queueTimeoutMs !== timeoutMs) {
-      l.configure(limit, qcap, timeoutMs);
+    } else {
+      const eff = this.#effective(key, limit);
+      if (l.limit !== eff || l.queueCapacity !== qcap || l.queueTimeoutMs !== timeoutMs) l.configure(eff, qcap, timeoutMs);
     }
     return l;
+  }
+
+  /** The key's shared cell: the main thread assigns a slot on first use, a worker finds the one assigned. */
+  #sharedCell(key: string): PermitCell | null {
+    const p = this.#permits!;
+    return p.slotOf(key) === -1 ? null : p.cell(key);
+  }
+
+  /** A limiter that counts alone (no shared slot) admits its thread's share of the limit, at least 1. */
+  #effective(key: string, limit: number): number {
+    return this.#unshared.has(key) ? Math.max(1, Math.floor(limit / this.config.workers)) : limit;
   }
 }

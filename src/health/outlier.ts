@@ -10,6 +10,8 @@ export interface EndpointHealth {
   consecutiveFailures: number;
   ejectedUntilMs: number;
   ejections: number;
+  /** Probes recorded so far (a worker thread applies each new one the main thread's prober made). */
+  probeSeq: number;
 }
 
 export interface EjectPolicy {
@@ -19,7 +21,7 @@ export interface EjectPolicy {
 }
 
 export function newEndpointHealth(): EndpointHealth {
-  return { probeOk: null, probeMessage: '', consecutiveFailures: 0, ejectedUntilMs: 0, ejections: 0 };
+  return { probeOk: null, probeMessage: '', consecutiveFailures: 0, ejectedUntilMs: 0, ejections: 0, probeSeq: 0 };
 }
 
 /** Takes new requests: not known-bad by probe, and not ejected. Unprobed counts as available. */
@@ -43,6 +45,7 @@ export function recordSuccess(h: EndpointHealth): void {
 }
 
 export function recordProbe(h: EndpointHealth, ok: boolean, message: string): void {
+  h.probeSeq++;
   h.probeOk = ok;
   h.probeMessage = message;
   if (ok) {

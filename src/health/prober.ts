@@ -114,6 +114,7 @@ export class ClusterProber {
     const was = e.health.probeOk;
     if (r.unreachable) {
       recordFailure(e.health, this.#clock.now(), this.#cfg);
+      e.health.probeSeq++;
       e.health.probeOk = false;
       e.health.probeMessage = r.message;
     } else {

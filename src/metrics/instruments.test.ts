@@ -91,3 +91,37 @@ test('requests and upstream attempts counted in plain cells are exported on scra
   h.duration.observe(0.02);
   assert.match(await m.registry.getSingleMetricAsString('serve_gateway_request_duration_seconds'), /_count\{app="llm",cluster="blue"\} 1/);
 });
+
+test('a worker thread\'s deltas, added in the main thread, show in its /metrics once, with the same labels', async () => {
+  const none = () => [];
+  const sources = { inFlight: none, queueDepth: none, capacity: none, trafficWeight: none, endpointHealthy: none, openStreams: none, dashboardReachable: none, snapshotVersion: () => 0 };
+  const main = new Instruments(sources, { defaultMetrics: false });
+  const worker = new Instruments(sources, { defaultMetrics: false });
+  const h = worker.handles('llm', 'blue');
+  h.countRequest(200, '');
+  h.countRequest(200, '');
+  h.countRequest(503, 'QF');
+  h.attemptOk.n++;
+  h.duration.observe(0.02);
+  worker.upstreamAttempts.labels('blue', 'connect').inc();
+  worker.rejections.labels('llm', 'blue', 'queue_full').inc();
+  worker.retries.labels('blue', 'connect').inc();
+  worker.connectionsDropped.inc();
+  main.handles('llm', 'blue').countRequest(200, '');
+  main.addDeltas(await worker.takeDeltas());
+  // A second take has nothing left: nothing is counted twice.
+  main.addDeltas(await worker.takeDeltas());
+  const text = await main.registry.metrics();
+  for (const line of [
+    'serve_gateway_requests_total{app="llm",cluster="blue",code="200",flag=""} 3',
+    'serve_gateway_requests_total{app="llm",cluster="blue",code="503",flag="QF"} 1',
+    'serve_gateway_upstream_attempts_total{cluster="blue",outcome="ok"} 1',
+    'serve_gateway_upstream_attempts_total{cluster="blue",outcome="connect"} 1',
+    'serve_gateway_admission_rejections_total{app="llm",cluster="blue",reason="queue_full"} 1',
+    'serve_gateway_retries_total{cluster="blue",reason="connect"} 1',
+    'serve_gateway_connections_dropped_total 1',
+    'serve_gateway_request_duration_seconds_count{app="llm",cluster="blue"} 1',
+  ]) {
+    assert.ok(text.includes(`${line}\n`), `missing: ${line}\n${text}`);
+  }
+});

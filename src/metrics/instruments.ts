@@ -222,7 +222,8 @@ export class Instruments {
       return out;
     };
     const counters: Array<[string, Record<string, string | number>, number]> = [];
-    for (const m of [this.rejections, this.retries, this.connectionsDropped] as Counter<string>[]) {
+    // upstreamAttempts: its "ok" series is in cells (taken below), failures go through prom-client.
+    for (const m of [this.rejections, this.retries, this.connectionsDropped, this.upstreamAttempts] as Counter<string>[]) {
       const data = await m.get();
       m.reset();
       const name = (m as unknown as { name: string }).name;
@@ -241,6 +242,7 @@ export class Instruments {
       ['serve_gateway_admission_rejections_total', this.rejections],
       ['serve_gateway_retries_total', this.retries],
       ['serve_gateway_connections_dropped_total', this.connectionsDropped],
+      ['serve_gateway_upstream_attempts_total', this.upstreamAttempts],
     ]);
     for (const [name, labels, v] of d.counters) byName.get(name)?.inc(labels, v);
   }

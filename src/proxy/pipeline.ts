@@ -683,7 +683,8 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
         activeRequests: c.activeRequests,
         activeRetries: c.activeRetries,
         budgetRatio: cfg.budgetRatio,
-        minRetryConcurrency: cfg.minRetryConcurrency,
+        // The budget is per data-plane thread (its own active requests): the floor is shared out.
+        minRetryConcurrency: Math.ceil(cfg.minRetryConcurrency / this.snap!.config.workers),
       }) === 'retry'
     );
   }

@@ -78,7 +78,7 @@ export class DataPlane {
       ready: () => !this.draining,
     });
     this.upgrades = new UpgradeHandler(this.proxy.deps);
-    for (const input of init.inputs) this.reconciler.apply(input);
+    this.reconciler.restore(init.inputs);
     this.server = createDataServer(this.proxy, this.upgrades, this.metrics, this.reconciler.config);
   }
 
@@ -99,16 +99,18 @@ export class DataPlane {
     else if (m.t === 'drain') void this.#drain(m.drainDelayMs, m.gracePeriodMs);
   }
 
-  /** The probers run in the main thread: their verdicts, applied to this thread's endpoints. */
+  /** The probers run in the main thread: each new probe result and the circuit, applied to this thread's endpoints. */
   #applyHealth(views: readonly HealthView[]): void {
     for (const v of views) {
       const c = this.reconciler.clusters.get(v.name);
       if (c === undefined) continue;
       c.circuitOpen = v.circuitOpen;
-      for (const [origin, ok, message] of v.endpoints) {
+      for (const [origin, ok, message, seq] of v.endpoints) {
         const e = c.endpoints.find((x) => x.origin === origin);
-        if (e === undefined || ok === null) continue;
-        if (e.health.probeOk !== ok || e.health.probeMessage !== message) recordProbe(e.health, ok, message);
+        if (e === undefined || ok === null || e.health.probeSeq === seq) continue;
+        // Each new probe, as the main thread recorded it (a success also ends a passive ejection).
+        recordProbe(e.health, ok, message);
+        e.health.probeSeq = seq;
       }
     }
   }

@@ -25,7 +25,7 @@ export interface WorkerInit {
 export interface HealthView {
   readonly name: string;
   readonly circuitOpen: boolean;
-  readonly endpoints: ReadonlyArray<readonly [origin: string, probeOk: boolean | null, message: string]>;
+  readonly endpoints: ReadonlyArray<readonly [origin: string, probeOk: boolean | null, message: string, probeSeq: number]>;
 }
 
 export type ToWorker =

@@ -17,7 +17,9 @@ const THREAD_URL = new URL('./thread.ts', import.meta.url);
 export const REPORT_MS = 250;
 /** A collect (before /metrics or the status) waits this long for the slowest worker. */
 const COLLECT_TIMEOUT_MS = 1000;
+/** A dead worker is replaced after 1 s, doubling while replacements die before they listen, up to 30 s. */
 const RESTART_DELAY_MS = 1000;
+const RESTART_MAX_MS = 30_000;
 
 export interface WorkerPoolOptions {
   /** All data-plane threads, the main thread included. */
@@ -40,6 +42,8 @@ class Slot {
   worker: Worker | null = null;
   ready = false;
   restarts = 0;
+  /** Exits in a row without reaching ready (restart back-off). */
+  failures = 0;
   slotsSent = 0;
   last: WorkerReport | null = null;
   drained: (() => void) | null = null;
@@ -53,6 +57,8 @@ export class WorkerPool {
   readonly #o: WorkerPoolOptions;
   readonly #slots: Slot[] = [];
   #stopping = false;
+  /** start() finished: from then on a dead worker is replaced. */
+  #started = false;
   #collectId = 0;
   readonly #waiting = new Map<number, { left: Set<number>; done: () => void }>();
   #healthTimer: TimerHandle | null = null;
@@ -66,6 +72,7 @@ export class WorkerPool {
   /** Starts every worker thread; resolves when all listen. */
   async start(): Promise<void> {
     await Promise.all(this.#slots.map((s) => this.#spawn(s)));
+    this.#started = true;
     this.#scheduleHealth();
   }
 
@@ -103,6 +110,11 @@ export class WorkerPool {
       }
     }
     return { inFlight, openStreams };
+  }
+
+  /** Shared admission slots assigned, of the table's size. */
+  slots(): { used: number; total: number } {
+    return { used: this.#o.permits.size, total: this.#o.permits.buffers.slots };
   }
 
   /** One line per worker thread for the status API. */
@@ -157,12 +169,16 @@ export class WorkerPool {
     s.ready = false;
     const w = new Worker(o.threadUrl ?? THREAD_URL, { workerData: init, name: `serve-gateway data plane ${s.index}` });
     s.worker = w;
+    // The probers' verdicts so far, applied before its listener takes a connection.
+    this.#send(s, { t: 'health', clusters: this.#health() });
     return new Promise<void>((resolve, reject) => {
       let started = false;
+      let failure: Error | null = null;
       w.on('message', (m: FromWorker) => {
         if (m.t === 'ready') {
           s.ready = true;
           started = true;
+          s.failures = 0;
           resolve();
         } else if (m.t === 'report') this.#onReport(s, m.id, m.report);
         else if (m.t === 'drained') {
@@ -171,8 +187,8 @@ export class WorkerPool {
         }
       });
       w.on('error', (err) => {
+        failure = err;
         o.log.error({ worker: s.index, err: err.message }, 'data-plane worker failed');
-        if (!started) reject(err);
       });
       w.on('exit', (code) => {
         s.worker = null;
@@ -186,13 +202,16 @@ export class WorkerPool {
         }
         s.drained?.();
         s.drained = null;
-        if (this.#stopping) return;
-        o.log.error({ worker: s.index, code, permitsFreed: freed.permits, queuedFreed: freed.queued }, 'data-plane worker exited; starting a new one');
-        if (!started) return;
+        if (!started) reject(failure ?? new Error(`data-plane worker ${s.index} exited (code ${code}) before it listened`));
+        // At start a failure fails the start (the caller closes the gateway); later, a dead thread is replaced.
+        if (this.#stopping || !this.#started) return;
+        s.failures++;
+        const delayMs = Math.min(RESTART_MAX_MS, RESTART_DELAY_MS * 2 ** Math.min(10, s.failures - 1));
+        o.log.error({ worker: s.index, code, permitsFreed: freed.permits, queuedFreed: freed.queued, restartInMs: delayMs }, 'data-plane worker exited; starting a new one');
         s.restarts++;
         const t = o.clock.setTimeout(() => {
           if (!this.#stopping) this.#spawn(s).catch((err: Error) => o.log.error({ worker: s.index, err: err.message }, 'data-plane worker did not start'));
-        }, RESTART_DELAY_MS);
+        }, delayMs);
         t.unref?.();
       });
     });
@@ -222,14 +241,19 @@ export class WorkerPool {
   /** Every REPORT_MS: the probers' verdicts to every worker. */
   #scheduleHealth(): void {
     this.#healthTimer = this.#o.clock.setTimeout(() => {
-      const clusters: HealthView[] = [];
-      for (const c of this.#o.reconciler.clusters.values()) {
-        clusters.push({ name: c.name, circuitOpen: c.circuitOpen, endpoints: c.endpoints.map((e) => [e.origin, e.health.probeOk, e.health.probeMessage] as const) });
-      }
+      const clusters = this.#health();
       for (const s of this.#slots) if (s.ready && s.worker !== null) this.#send(s, { t: 'health', clusters });
       this.#scheduleHealth();
     }, REPORT_MS);
     this.#healthTimer.unref?.();
+  }
+
+  #health(): HealthView[] {
+    const clusters: HealthView[] = [];
+    for (const c of this.#o.reconciler.clusters.values()) {
+      clusters.push({ name: c.name, circuitOpen: c.circuitOpen, endpoints: c.endpoints.map((e) => [e.origin, e.health.probeOk, e.health.probeMessage, e.health.probeSeq] as const) });
+    }
+    return clusters;
   }
 
   #send(s: Slot, m: ToWorker): void {
