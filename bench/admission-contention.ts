@@ -133,10 +133,10 @@ if (!isMainThread) {
   console.log(`admission counters: median of ${runs} runs after a warm-up; ${N} pairs per 1-thread run, 1000000 per thread contended, ${R} round trips`);
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
   console.log();
-  console.log(`(i)   the single-worker baseline: plain Int32Array cells, still through Atomics and a CAS loop.`);
+  console.log(`(i)   the single-worker baseline: a private Int32Array, plain loads and stores (no atomics with one thread).`);
   const d = sharedNs - localNs;
-  const dText = Math.abs(d) < 0.1 * localNs ? `no measurable cost (${d >= 0 ? '+' : ''}${fmt(d)} ns/pair, within noise)` : `${d >= 0 ? '+' : ''}${fmt(d)} ns/pair vs (i) (same code, so mostly run-to-run noise)`;
-  console.log(`(ii)  a SharedArrayBuffer slot nobody else touches: ${dText}; the cost of sharing appears only when threads hit the same slot.`);
+  const dText = Math.abs(d) < 0.1 * localNs ? `no measurable cost (${d >= 0 ? '+' : ''}${fmt(d)} ns/pair, within noise)` : `${d >= 0 ? '+' : ''}${fmt(d)} ns/pair vs (i)`;
+  console.log(`(ii)  a SharedArrayBuffer slot nobody else touches: ${dText}: Atomics.load/compareExchange/sub and the per-thread held counts, uncontended.`);
   for (const c of contended) {
     const over = c.threads > availableParallelism() ? `; ${c.threads} threads on ${availableParallelism()} cores, so partly time-slicing` : '';
     console.log(`(iii) ${c.threads} threads on one slot: ${(c.ns / sharedNs).toFixed(1)}x the uncontended pair (the slot's cache line bounces between cores, CAS retries${over}).`);
