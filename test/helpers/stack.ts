@@ -112,6 +112,12 @@ export function gatewayDoc(sim: Sim, stateDir: string, opts: StackOptions = {}):
     shutdown: { drain_delay: '0s', grace_period: '2s' },
   };
   for (const [k, v] of Object.entries(opts.gateway ?? {})) doc[k] = v;
+  // SG_UPSTREAM_CLIENT=lean runs the suites on the lean HTTP/1.1 client unless a test chose one.
+  const client = process.env['SG_UPSTREAM_CLIENT'];
+  if (client !== undefined && client !== '') {
+    const up = (doc['upstream'] ?? {}) as Record<string, unknown>;
+    if (up['client'] === undefined) doc['upstream'] = { ...up, client };
+  }
   return doc;
 }
 
