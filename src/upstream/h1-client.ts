@@ -84,6 +84,8 @@ function codedError(message: string, code: string, name: string): CodedError {
   return e;
 }
 
+function ignoreError(): void {}
+
 function closeParser(p: LlhttpParser): void {
   p.close();
 }
@@ -501,6 +503,12 @@ export class H1Client extends EventEmitter {
     b.off('end', this.#onBodyEnd);
     b.off('error', this.#onBodyError);
     b.off('close', this.#onBodyClose);
+    // Left before its end (a failed try, an early answer): its later 'error' (the client
+    // going away: "aborted") must not be unhandled. It is not destroyed: node:http owns it.
+    if (!b.readableEnded) {
+      if (b.listenerCount('error') === 0) b.on('error', ignoreError);
+      b.resume(); // the rest is read and dropped, so the client connection can carry its next request
+    }
   }
 
   #invalid(message: string): void {
