@@ -526,3 +526,24 @@ test('destroy() fails the request in flight and resolves once the socket closed'
   assert.equal(again.error?.code, 'UND_ERR_DESTROYED');
   await closeServer(s.server, s.conns);
 });
+
+test('an early answer before the streamed request body ended: complete, the socket is not reused, a later body error is not unhandled', async () => {
+  const s = await rawServer(() => {});
+  s.server.removeAllListeners('connection');
+  s.server.on('connection', (socket: Socket) => {
+    s.conns.push(socket);
+    socket.on('error', () => {});
+    socket.once('data', () => socket.write(ok('too big')));
+  });
+  const c = new H1Client(s.origin);
+  const body = new Readable({ read() {} });
+  body.push(Buffer.alloc(1000, 99));
+  const r = await send(c, { method: 'POST', body });
+  assert.equal(r.error, null);
+  assert.equal(r.body, 'too big');
+  body.destroy(new Error('aborted'));
+  await sleep(20);
+  assert.equal(c.connected, false);
+  await c.destroy();
+  await closeServer(s.server, s.conns);
+});
