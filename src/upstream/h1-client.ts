@@ -123,6 +123,9 @@ export class H1Client extends EventEmitter {
   #socketError: Error | null = null;
   /** Reuse deadline of the open socket (performance.now() ms). */
   #reuseUntil = 0;
+  /** The last Keep-Alive header value and its hint (ms, threshold applied; -1 none). */
+  #kaValue = '';
+  #kaHintMs = -1;
 
   // The request in flight.
   #handler: H1Handler | null = null;
@@ -420,7 +423,14 @@ export class H1Client extends EventEmitter {
       if (contentLength === -1) head += `content-length: ${buf.length}\r\n`;
       else if (contentLength !== buf.length) return this.#lengthMismatch();
       head += '\r\n';
-      if (buf.length <= 1024) s.write(Buffer.concat([Buffer.from(head, 'latin1'), buf]));
+      if (buf.length <= 1024) {
+        // One allocation, one write syscall.
+        const hl = Buffer.byteLength(head, 'latin1');
+        const out = Buffer.allocUnsafe(hl + buf.length);
+        out.write(head, 0, hl, 'latin1');
+        buf.copy(out, hl);
+        s.write(out);
+      }
       else {
         s.cork();
         s.write(head, 'latin1');
@@ -579,26 +589,30 @@ export class H1Client extends EventEmitter {
     }
     this.#phase = BODY;
     this.#keepAlive = shouldKeepAlive;
-    if (shouldKeepAlive) this.#reuseUntil = this.#keepAliveUntil(headers);
-    this.#arm(this.#bodyTimeout);
+    const now = performance.now();
+    if (shouldKeepAlive) this.#reuseUntil = this.#keepAliveUntil(headers, now);
+    this.#arm(this.#bodyTimeout, now);
     const ok = handler.onHeaders?.(statusCode, headers, this.#resume, statusMessage) ?? true;
     if (ok === false && this.#handler === handler) this.#pause();
     return this.#isHead || statusCode === 204 || statusCode === 304 ? 1 : 0;
   }
 
   /** When the socket must stop being reused: the server's Keep-Alive timeout minus the threshold, else our idle timeout. */
-  #keepAliveUntil(headers: string[]): number {
+  #keepAliveUntil(headers: string[], now: number): number {
     let ms = this.#keepAliveTimeout;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (name.length !== 10 || name.toLowerCase() !== 'keep-alive') continue;
-      const m = /(?:^|[,;\s])timeout\s*=\s*"?(\d+)/i.exec(headers[i + 1]!);
-      if (m !== null) {
-        const hint = Number(m[1]) * 1000 - this.#keepAliveThreshold;
-        if (hint < ms) ms = hint;
+      if (name.length !== 10 || (name !== 'Keep-Alive' && name.toLowerCase() !== 'keep-alive')) continue;
+      const value = headers[i + 1]!;
+      // A server sends the same value every time: parsed once.
+      if (value !== this.#kaValue) {
+        this.#kaValue = value;
+        const m = /(?:^|[,;\s])timeout\s*=\s*"?(\d+)/i.exec(value);
+        this.#kaHintMs = m === null ? -1 : Number(m[1]) * 1000 - this.#keepAliveThreshold;
       }
+      if (this.#kaHintMs !== -1 && this.#kaHintMs < ms) ms = this.#kaHintMs;
     }
-    return ms <= 0 ? 0 : performance.now() + ms;
+    return ms <= 0 ? 0 : now + ms;
   }
 
   #onBody(b: Buffer): void {
@@ -716,12 +730,11 @@ export class H1Client extends EventEmitter {
   }
 
   // ── timeouts ────────────────────────────────────────────────────────────
-  #arm(ms: number): void {
+  #arm(ms: number, now = performance.now()): void {
     if (ms <= 0) {
       this.#deadline = 0;
       return;
     }
-    const now = performance.now();
     const at = now + ms;
     this.#deadline = at;
     if (this.#timer !== null && this.#timerAt <= at) return;
