@@ -183,8 +183,9 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   yaml: ['config', 'sim'],
   // node:http servers: the data-plane listener (proxy/data-server.ts, for main and the workers) and the simulator; proxy otherwise only for types.
   'node:http': ['main', 'sim', 'proxy', 'workers'],
-  // Raw TCP: only the upgrade splice dials Serve itself (everything else goes through undici).
-  'node:net': ['main', 'proxy/upgrade.ts'],
+  // Raw TCP: the upgrade splice and the opt-in lean HTTP/1.1 client (upstream.client: lean) dial Serve
+  // themselves; everything else goes through undici.
+  'node:net': ['main', 'proxy/upgrade.ts', 'upstream/h1-client.ts'],
 };
 /** Of PACKAGE_OWNERS, importers that may only use `import type`. */
 const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {

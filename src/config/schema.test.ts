@@ -89,6 +89,7 @@ describe('validateConfig', () => {
       idleTimeoutMs: 4_000,
       maxConnectionsPerEndpoint: 0,
       bufferBodyBytes: 65_536,
+      client: 'undici',
     });
     assert.deepEqual(c.health, {
       probeIntervalMs: 2_000,
@@ -119,6 +120,16 @@ describe('validateConfig', () => {
     for (const p of ['server.max_connections', 'server.request_header_timeout', 'server.idle_timeout', 'server.write_tmeout']) assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
     const order = bad({ ...minimal, server: { request_header_timeout: '30s', request_timeout: '10s' } });
     assert.match(order[0]!.message, /must not exceed server.request_timeout/);
+  });
+
+  it('upstream.client: undici (default) or lean; anything else refused with the key path', () => {
+    assert.equal(ok({ ...minimal, upstream: { client: 'lean' } }).upstream.client, 'lean');
+    assert.equal(ok({ ...minimal, upstream: { client: 'undici' } }).upstream.client, 'undici');
+    assert.equal(ok({ ...minimal, upstream: {} }).upstream.client, 'undici');
+    for (const bad_ of ['node', 'LEAN', 1, true]) {
+      const issues = bad({ ...minimal, upstream: { client: bad_ } });
+      assert.ok(issues.some((i) => i.path === 'upstream.client'), JSON.stringify(issues));
+    }
   });
 
   it('max_connections default: half the descriptors left after a reserve, within 64..16384', () => {

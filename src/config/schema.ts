@@ -22,6 +22,7 @@ import type {
   KubernetesConfig,
   ServerConfig,
   StickyConfig,
+  UpstreamClientKind,
   UpstreamConfig,
 } from './types.ts';
 
@@ -60,6 +61,7 @@ export const DEFAULT_UPSTREAM: UpstreamConfig = {
   idleTimeoutMs: 4_000,
   maxConnectionsPerEndpoint: 0,
   bufferBodyBytes: 65_536,
+  client: 'undici',
 };
 
 export const DEFAULT_HEALTH: HealthConfig = {
@@ -187,6 +189,7 @@ export function validateConfig(
       'idle_timeout',
       'max_connections_per_endpoint',
       'buffer_body_bytes',
+      'client',
     ]),
   );
   const health = parseHealth(
@@ -468,7 +471,15 @@ function parseUpstream(v: Checker, raw: Record<string, unknown>): UpstreamConfig
       0,
     ),
     bufferBodyBytes: v.int(raw['buffer_body_bytes'], 'upstream.buffer_body_bytes', d.bufferBodyBytes, 0),
+    client: parseUpstreamClient(v, raw['client'], d.client),
   };
+}
+
+function parseUpstreamClient(v: Checker, raw: unknown, dflt: UpstreamClientKind): UpstreamClientKind {
+  if (raw === undefined || raw === null) return dflt;
+  if (raw === 'undici' || raw === 'lean') return raw;
+  v.issue('upstream.client', `must be undici or lean (got ${JSON.stringify(raw)})`);
+  return dflt;
 }
 
 const KUBERNETES_KEYS = ['namespace', 'rayservices', 'selector', 'kubeconfig', 'upgrade', 'last_known_good', 'boot_wait', 'state_configmap', 'leader_lease', 'lease_duration', 'gateway_api'] as const;

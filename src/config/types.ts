@@ -98,7 +98,11 @@ export interface UpstreamConfig {
   readonly maxConnectionsPerEndpoint: number;
   /** Request bodies up to this size with a content-length are buffered (replayable on retry). */
   readonly bufferBodyBytes: number;
+  /** HTTP/1.1 client for proxied requests: undici's Client, or the lean llhttp client (src/upstream/h1-client.ts). */
+  readonly client: UpstreamClientKind;
 }
+
+export type UpstreamClientKind = 'undici' | 'lean';
 
 export interface HealthConfig {
   readonly probeIntervalMs: number;

@@ -119,13 +119,16 @@ export interface ResponseHeaderInfo {
 
 /**
  * Builds the downstream header list from undici's raw response headers
- * (Buffers), dropping hop-by-hop headers and those named in Connection.
+ * (Buffers) or the lean client's (strings, names as received), dropping
+ * hop-by-hop headers and those named in Connection.
  */
-export function filterResponseHeaders(raw: readonly Buffer[], out: string[], info: ResponseHeaderInfo): void {
+export function filterResponseHeaders(raw: readonly Buffer[] | readonly string[], out: string[], info: ResponseHeaderInfo): void {
   let connection: string | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = undiciUtil.headerNameToString(raw[i]!);
-    const value = raw[i + 1]!.toString('latin1');
+    const n = raw[i]!;
+    const v = raw[i + 1]!;
+    const name = typeof n === 'string' ? n.toLowerCase() : undiciUtil.headerNameToString(n);
+    const value = typeof v === 'string' ? v : v.toString('latin1');
     switch (name) {
       case 'connection':
         if (value !== 'keep-alive' && value !== 'close') connection = value;

@@ -534,7 +534,8 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     if (this.clientGone) abort();
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  /** rawHeaders: undici's Buffers, or the lean client's strings (upstream.client: lean). */
+  onHeaders(statusCode: number, rawHeaders: Buffer[] | string[], resume: () => void): boolean {
     if (statusCode < 200) return true;
     this.responseStarted = true;
     const target = this.target!;

@@ -2,43 +2,58 @@
 // list of undici Clients (one socket each, pipelining 1). LIFO keeps the
 // warmest socket busy and lets the rest age out; there is no connection cap by
 // default, so 1000 concurrent streams never queue inside the gateway.
+// upstream.client: lean swaps undici's Client for H1Client (same dispatch,
+// handler, events and error codes; src/upstream/h1-client.ts).
 import { Client } from 'undici';
 import type { UpstreamConfig } from '../config/types.ts';
 import { newEndpointHealth, type EndpointHealth } from '../health/outlier.ts';
+import { H1Client, type H1DispatchOptions, type H1Handler } from './h1-client.ts';
 
-/** An undici Client that knows its UpstreamConnection, so its listeners are shared functions. */
-class PooledClient extends Client {
-  conn: UpstreamConnection | null = null;
+/** What the pipeline and the endpoint use of a pooled client: undici's Client or H1Client. */
+export interface UpstreamClient {
+  dispatch(opts: H1DispatchOptions, handler: H1Handler): boolean;
+  destroy(): Promise<void>;
+  on(event: 'connect' | 'disconnect' | 'connectionError', listener: (this: PooledClient) => void): unknown;
+}
+
+/** A pooled client (either kind) that knows its UpstreamConnection, so its listeners are shared functions. */
+interface PooledClient {
+  conn: unknown;
+}
+
+/** An undici Client with the `conn` slot. */
+class PooledUndiciClient extends Client {
+  conn: unknown = null;
 }
 
 function onClientConnect(this: PooledClient): void {
-  const c = this.conn;
+  const c = this.conn as UpstreamConnection | null;
   if (c === null) return;
   c.socketOpen = true;
   c.requestsOnSocket = 0;
 }
 
 function onClientDisconnect(this: PooledClient): void {
-  const c = this.conn;
+  const c = this.conn as UpstreamConnection | null;
   if (c === null) return;
   c.socketOpen = false;
   c.requestsOnSocket = 0;
 }
 
 function onClientConnectionError(this: PooledClient): void {
-  const c = this.conn;
+  const c = this.conn as UpstreamConnection | null;
   if (c !== null) c.socketOpen = false;
 }
 
 export class UpstreamConnection {
-  readonly client: Client;
+  readonly client: UpstreamClient;
   readonly endpoint: Endpoint;
   /** Requests completed on the current socket; >0 means the socket is reused. */
   requestsOnSocket = 0;
   socketOpen = false;
   lastUsedMs = 0;
 
-  constructor(endpoint: Endpoint, client: PooledClient) {
+  constructor(endpoint: Endpoint, client: UpstreamClient & PooledClient) {
     this.endpoint = endpoint;
     this.client = client;
     client.conn = this;
@@ -148,7 +163,18 @@ export class Endpoint {
 
   #create(): UpstreamConnection {
     const cfg = this.#cfg;
-    const client = new PooledClient(this.origin, {
+    this.#total++;
+    if (cfg.client === 'lean') {
+      const lean = new H1Client(this.origin, {
+        connectTimeout: cfg.connectTimeoutMs,
+        headersTimeout: cfg.headersTimeoutMs,
+        bodyTimeout: cfg.bodyTimeoutMs,
+        keepAliveTimeout: cfg.idleTimeoutMs,
+        keepAliveTimeoutThreshold: 1000,
+      });
+      return new UpstreamConnection(this, lean);
+    }
+    const client = new PooledUndiciClient(this.origin, {
       pipelining: 1,
       connectTimeout: cfg.connectTimeoutMs,
       headersTimeout: cfg.headersTimeoutMs,
@@ -159,8 +185,8 @@ export class Endpoint {
       keepAliveTimeoutThreshold: 1000,
       strictContentLength: true,
     });
-    this.#total++;
-    return new UpstreamConnection(this, client);
+    // undici's dispatch takes its own option and handler types; the pipeline passes what both accept.
+    return new UpstreamConnection(this, client as unknown as UpstreamClient & PooledClient);
   }
 
   #destroy(conn: UpstreamConnection): void {

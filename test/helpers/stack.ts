@@ -112,11 +112,25 @@ export function gatewayDoc(sim: Sim, stateDir: string, opts: StackOptions = {}):
     shutdown: { drain_delay: '0s', grace_period: '2s' },
   };
   for (const [k, v] of Object.entries(opts.gateway ?? {})) doc[k] = v;
+  return withUpstreamClientEnv(doc);
+}
+
+/**
+ * SG_UPSTREAM_CLIENT=lean (or undici) runs the suites on that HTTP/1.1 client: sets
+ * `upstream.client` in a gateway config document unless the test chose one.
+ */
+export function withUpstreamClientEnv(doc: Record<string, unknown>): Record<string, unknown> {
+  const client = process.env['SG_UPSTREAM_CLIENT'];
+  if (client === undefined || client === '') return doc;
+  const up = doc['upstream'];
+  if (up !== undefined && up !== null && typeof up !== 'object') return doc;
+  const upObj = (up ?? {}) as Record<string, unknown>;
+  if (upObj['client'] === undefined) doc['upstream'] = { ...upObj, client };
   return doc;
 }
 
 export function buildConfig(doc: Record<string, unknown>): GatewayConfig {
-  const r = validateConfig(doc, 'test-gateway.yaml', process.cwd(), (p) => readFileSync(p, 'utf8'));
+  const r = validateConfig(withUpstreamClientEnv(doc), 'test-gateway.yaml', process.cwd(), (p) => readFileSync(p, 'utf8'));
   if (!r.ok) throw new Error(`gateway config: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
   return r.config;
 }
