@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/schema.ts';
 import { startGateway } from '../../src/main.ts';
+import { withUpstreamClientEnv } from '../helpers/stack.ts';
 import type { Gateway } from '../../src/main.ts';
 import { LogRecorder } from '../helpers/stack.ts';
 import { send } from '../conformance/http-client.ts';
@@ -47,7 +48,8 @@ export async function startGatewayFor(clusters: RayCluster[], serveDocs: ServeDo
     shutdown: { drain_delay: '0s', grace_period: '2s' },
     ...extra,
   };
-  const r = validateConfig(doc, 'ray-test-gateway.yaml', process.cwd(), () => {
+  // SG_UPSTREAM_CLIENT=lean runs the real-Serve suite on the lean upstream client.
+  const r = validateConfig(withUpstreamClientEnv(doc), 'ray-test-gateway.yaml', process.cwd(), () => {
     throw new Error('no files');
   });
   if (!r.ok) throw new Error(`gateway config: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
