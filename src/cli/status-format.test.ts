@@ -17,4 +17,14 @@ describe('formatStatus', () => {
     assert.match(text, /^weights of llm from httproute ray\/llm-httproute \(set them there, not here\)$/m);
     assert.doesNotMatch(text, /weights of web/);
   });
+
+  it('says how many data-plane threads run (workers), which are down, and the shared admission slots', () => {
+    const base = { apps: [], clusters: [], warnings: [] };
+    assert.doesNotMatch(formatStatus({ ...base, workers: null }), /workers:/);
+    const text = formatStatus({
+      ...base,
+      workers: { count: 3, admission_slots: { used: 4, total: 32768 }, threads: [{ index: 1, running: true, restarts: 1 }, { index: 2, running: false, restarts: 2 }] },
+    });
+    assert.match(text, /^workers: 3 data-plane threads \(main \+ 2, 1 NOT RUNNING\), 3 restart\(s\), shared admission slots 4\/32768$/m);
+  });
 });

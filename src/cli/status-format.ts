@@ -80,6 +80,19 @@ export function formatStatus(s: Json): string {
     cr.push([name, `${eps.filter((e) => e['healthy']).length}/${eps.length}`, c['circuit'], c['dashboard'] === null ? '-' : c['dashboard']['reachable'] ? 'reachable' : 'UNREACHABLE', String(c['in_flight']), String(c['open_streams']), c['safe_to_delete'] ? 'yes' : `no (${c['safe_to_delete_reason']})`]);
   }
   lines.push(table(cr));
+  // `workers` > 1: the data-plane threads besides the main one (docs/workers.md).
+  const workers = s['workers'] as Json | null | undefined;
+  if (workers) {
+    const threads = (workers['threads'] ?? []) as Json[];
+    const down = threads.filter((t) => !t['running']).length;
+    const restarts = threads.reduce((n, t) => n + Number(t['restarts'] ?? 0), 0);
+    const slots = workers['admission_slots'] as Json | undefined;
+    lines.push('');
+    lines.push(
+      `workers: ${workers['count']} data-plane threads (main + ${threads.length}${down > 0 ? `, ${down} NOT RUNNING` : ''}), ${restarts} restart(s)` +
+        (slots ? `, shared admission slots ${slots['used']}/${slots['total']}` : ''),
+    );
+  }
   const cfg = (s['config'] ?? {}) as Json;
   const reload = cfg['last_reload'] as Json | null | undefined;
   const warnings: string[] = [];
