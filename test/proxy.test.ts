@@ -328,30 +328,32 @@ test("Serve's backpressure 503 is retried on another endpoint (the request never
   }
 });
 
-test('mid-stream upstream failure cuts the client stream (never a fake success)', async (t) => {
-  const up = await rawUpstream((req, res) => {
-    req.resume();
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.write('data: 1\n\n');
-    setImmediate(() => res.socket?.destroy());
-  });
-  const gw = await startGateway({ config: rawConfig([up.url]), logger: new LogRecorder(), watch: false, adminToken: null });
-  t.after(async () => {
-    await gw.close();
-    up.server.close();
-  });
-  const outcome = await new Promise<string>((resolve) => {
-    const req = httpRequest(`${gw.url}/s`, { agent: false }, (res) => {
-      res.on('data', () => {});
-      res.on('end', () => resolve('end'));
-      res.on('error', () => resolve('error'));
-      res.on('aborted', () => resolve('aborted'));
+for (const client of ['undici', 'lean'] as const) {
+  test(`mid-stream upstream failure cuts the client stream (never a fake success), ${client} client`, async (t) => {
+    const up = await rawUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: 1\n\n');
+      setImmediate(() => res.socket?.destroy());
     });
-    req.on('error', () => resolve('error'));
-    req.end();
+    const gw = await startGateway({ config: rawConfig([up.url], { upstream: { client } }), logger: new LogRecorder(), watch: false, adminToken: null });
+    t.after(async () => {
+      await gw.close();
+      up.server.close();
+    });
+    const outcome = await new Promise<string>((resolve) => {
+      const req = httpRequest(`${gw.url}/s`, { agent: false }, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve('end'));
+        res.on('error', () => resolve('error'));
+        res.on('aborted', () => resolve('aborted'));
+      });
+      req.on('error', () => resolve('error'));
+      req.end();
+    });
+    assert.notEqual(outcome, 'end', 'the client sees a cut stream, not a clean end');
   });
-  assert.notEqual(outcome, 'end', 'the client sees a cut stream, not a clean end');
-});
+}
 
 test('stream response headers reach the client before the upstream sends any body byte', async (t) => {
   let release: (() => void) | null = null;
