@@ -1,7 +1,6 @@
 // Composition root: the only place that creates adapters and wires them.
 // Start order: metrics → reconciler (first snapshot) → pollers + probers →
 // data-plane listener → admin API. Stop order is the reverse, with a drain.
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.ts';
@@ -17,7 +16,7 @@ import { isAvailable } from './health/outlier.ts';
 import { RequestPipeline } from './proxy/pipeline.ts';
 import { PermitTable } from './admission/permits.ts';
 import { WorkerPool } from './workers/pool.ts';
-import { applyServerLimits, createDataServer, listenData } from './proxy/data-server.ts';
+import { applyServerLimits, createDataServer, listenData, type DataServer } from './proxy/data-server.ts';
 import { UpgradeHandler } from './proxy/upgrade.ts';
 import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
@@ -85,7 +84,7 @@ export class Gateway {
   readonly traffic: TrafficController;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly server: Server;
+  readonly server: DataServer;
   admin: AdminServer | null = null;
   readonly pollers = new Map<string, DashboardPoller>();
   readonly probers = new Map<string, ClusterProber>();

@@ -184,21 +184,23 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   // node:http servers: the data-plane listener (proxy/data-server.ts, for main and the workers) and the simulator; proxy otherwise only for types.
   'node:http': ['main', 'sim', 'proxy', 'workers'],
   // Raw TCP: the upgrade splice and the opt-in lean HTTP/1.1 client (upstream.client: lean) dial Serve
-  // themselves; everything else goes through undici.
-  'node:net': ['main', 'proxy/upgrade.ts', 'upstream/h1-client.ts'],
+  // themselves, the opt-in lean server (server.engine: lean) listens itself; everything else goes
+  // through undici and node:http. The pipeline and the listener name its Socket type.
+  'node:net': ['main', 'proxy/upgrade.ts', 'upstream/h1-client.ts', 'proxy/h1-server.ts', 'proxy/pipeline.ts', 'proxy/data-server.ts', 'proxy/downstream.ts'],
 };
 /** Of PACKAGE_OWNERS, importers that may only use `import type`. */
 const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {
   'node:http': ['proxy', 'workers'],
-  'node:net': ['main'],
+  'node:net': ['main', 'proxy/pipeline.ts', 'proxy/data-server.ts', 'proxy/downstream.ts'],
 };
 /**
  * Of PACKAGE_TYPE_ONLY, files that may import values after all: the pipeline subclasses
  * IncomingMessage/ServerResponse (a slot for the request context, so its listeners are shared
- * functions); it still creates no server.
+ * functions); it still creates no server. The lean server takes node:http's status texts and
+ * header-size limit, so both engines answer alike.
  */
 const PACKAGE_VALUE_EXCEPTIONS: Readonly<Record<string, readonly string[]>> = {
-  'node:http': ['proxy/pipeline.ts', 'proxy/data-server.ts'],
+  'node:http': ['proxy/pipeline.ts', 'proxy/data-server.ts', 'proxy/h1-server.ts'],
 };
 
 /** Decision files: no I/O libraries, no clock, no randomness, no global timers. */

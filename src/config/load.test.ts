@@ -118,10 +118,10 @@ describe('restartRequiredIssues (reload of keys applied only at start)', () => {
     assert.deepEqual(restartRequiredIssues(running, next, 'gw.yaml'), []);
   });
 
-  it('names each changed key: listen, admin.listen, admin.token_env, state_dir, workers', () => {
-    const next = config('listen: "127.0.0.1:8001"\nadmin:\n  listen: "[::1]:9902"\n  token_env: OTHER_TOKEN\nstate_dir: /tmp/elsewhere\nworkers: 2\n');
+  it('names each changed key: listen, admin.listen, admin.token_env, state_dir, workers, server.engine', () => {
+    const next = config('listen: "127.0.0.1:8001"\nadmin:\n  listen: "[::1]:9902"\n  token_env: OTHER_TOKEN\nstate_dir: /tmp/elsewhere\nworkers: 2\nserver: { engine: lean }\n');
     const issues = restartRequiredIssues(running, next, 'gw.yaml');
-    assert.deepEqual(issues.map((i) => i.path), ['listen', 'admin.listen', 'admin.token_env', 'state_dir', 'workers']);
+    assert.deepEqual(issues.map((i) => i.path), ['listen', 'admin.listen', 'admin.token_env', 'state_dir', 'workers', 'server.engine']);
     assert.equal(
       issues[0]!.message,
       'changed from "127.0.0.1:8000" to "127.0.0.1:8001": this key needs a restart; the running gateway keeps "127.0.0.1:8000" (restore it, or restart the gateway)',

@@ -82,6 +82,7 @@ export function restartRequiredIssues(running: GatewayConfig, next: GatewayConfi
   check('admin.token_env', running.admin.tokenEnv, next.admin.tokenEnv);
   check('state_dir', running.stateDir, next.stateDir);
   check('workers', String(running.workers), String(next.workers));
+  check('server.engine', running.server.engine, next.server.engine);
   // The source, and in kubernetes mode what is watched and how, are set up once at start.
   check('source', running.source, next.source);
   check('kubernetes', JSON.stringify(running.kubernetes), JSON.stringify(next.kubernetes));

@@ -23,6 +23,7 @@ import type {
   ServerConfig,
   StickyConfig,
   UpstreamClientKind,
+  ServerEngineKind,
   UpstreamConfig,
 } from './types.ts';
 
@@ -80,6 +81,7 @@ export const DEFAULT_SERVER: ServerConfig = {
   requestTimeoutMs: 60_000,
   idleTimeoutMs: 75_000,
   writeTimeoutMs: 60_000,
+  engine: 'node',
 };
 
 /**
@@ -223,7 +225,7 @@ export function validateConfig(
   };
   const server = parseServer(
     v,
-    v.section(doc, 'server', ['max_connections', 'request_header_timeout', 'request_timeout', 'idle_timeout', 'write_timeout']),
+    v.section(doc, 'server', ['max_connections', 'request_header_timeout', 'request_timeout', 'idle_timeout', 'write_timeout', 'engine']),
   );
   const workers = parseWorkers(v, doc['workers']);
 
@@ -592,6 +594,13 @@ function parseGatewayApi(v: Checker, raw: unknown): KubernetesConfig['gatewayApi
   return enabled ? { controllerName, service } : null;
 }
 
+function parseServerEngine(v: Checker, raw: unknown, dflt: ServerEngineKind): ServerEngineKind {
+  if (raw === undefined || raw === null) return dflt;
+  if (raw === 'node' || raw === 'lean') return raw;
+  v.issue('server.engine', `must be node or lean (got ${JSON.stringify(raw)})`);
+  return dflt;
+}
+
 function parseServer(v: Checker, raw: Record<string, unknown>): ServerConfig {
   const d = DEFAULT_SERVER;
   const server: ServerConfig = {
@@ -603,6 +612,7 @@ function parseServer(v: Checker, raw: Record<string, unknown>): ServerConfig {
     requestTimeoutMs: v.duration(raw['request_timeout'], 'server.request_timeout', d.requestTimeoutMs, { max: 3_600_000 }),
     idleTimeoutMs: v.duration(raw['idle_timeout'], 'server.idle_timeout', d.idleTimeoutMs, { positive: true, max: 3_600_000 }),
     writeTimeoutMs: v.duration(raw['write_timeout'], 'server.write_timeout', d.writeTimeoutMs, { max: 3_600_000 }),
+    engine: parseServerEngine(v, raw['engine'], d.engine),
   };
   if (server.requestTimeoutMs > 0 && server.requestHeaderTimeoutMs > server.requestTimeoutMs) {
     v.issue('server.request_header_timeout', `must not exceed server.request_timeout (${server.requestTimeoutMs / 1000}s); the headers are part of the request`);

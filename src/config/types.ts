@@ -103,6 +103,7 @@ export interface UpstreamConfig {
 }
 
 export type UpstreamClientKind = 'undici' | 'lean';
+export type ServerEngineKind = 'node' | 'lean';
 
 export interface HealthConfig {
   readonly probeIntervalMs: number;
@@ -201,6 +202,8 @@ export interface ServerConfig {
   readonly requestTimeoutMs: number;
   /** Keep-alive: an idle client connection is closed after this. */
   readonly idleTimeoutMs: number;
+  /** HTTP/1.1 server for the data plane: node:http, or the lean llhttp server (src/proxy/h1-server.ts). Needs a restart. */
+  readonly engine: ServerEngineKind;
   /** A response write the client leaves undrained this long closes the connection; 0 = none. */
   readonly writeTimeoutMs: number;
 }

@@ -1,8 +1,8 @@
 // The only place the data plane turns a gateway outcome into an HTTP response.
 // Texts follow Ray Serve's where Serve has one (serve.md §1.7), so clients see
 // the same bodies whether Serve or the gateway answered.
-import type { ServerResponse } from 'node:http';
 import { ERRORS, type ErrorCode } from '../core/errors.ts';
+import type { DownstreamResponse } from './downstream.ts';
 
 export function notFoundText(path: string, host: string): string {
   return `Path '${path}' not found. Ping http://${host || 'localhost'}/-/routes for available routes.`;
@@ -21,7 +21,7 @@ export function noHealthyText(app: string, cluster: string): string {
 }
 
 /** Sends a local reply; returns the status sent. Never throws on a closed socket. */
-export function sendLocalReply(res: ServerResponse, code: ErrorCode, text: string, requestId: string): number {
+export function sendLocalReply(res: DownstreamResponse, code: ErrorCode, text: string, requestId: string): number {
   const spec = ERRORS[code];
   if (res.headersSent || res.destroyed) return spec.status;
   const body = Buffer.from(text, 'utf8');

@@ -12,7 +12,9 @@
 // Metrics are plain-number cells resolved once per (app, cluster)
 // (src/metrics/instruments.ts). `finish` runs exactly once.
 import { IncomingMessage, ServerResponse, type ServerOptions } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';
+import type { Duplex, Readable } from 'node:stream';
 import { newRequestId } from '../core/request-id.ts';
 import type { Dispatcher } from 'undici';
 import type { Waiter } from '../admission/limiter.ts';
@@ -38,6 +40,7 @@ import { modifyHeaders, redirectLocation, type GwRule } from '../core/gateway-ru
 import { hostOf } from '../routing/gateway-routes.ts';
 import { selectGatewayApp } from './select-app.ts';
 import { noHealthyText, notFoundText, queueFullText, queueTimeoutText, sendLocalReply } from './local-reply.ts';
+import { H1Request, H1Response, type BodySink, type ResponseOwner } from './h1-server.ts';
 
 export interface ProxyDeps {
   readonly store: SnapshotStore;
@@ -101,7 +104,7 @@ export class RequestPipeline {
   readonly deps: ProxyDeps;
   readonly counters = new ProxyCounters();
   /** Bound once: the node:http 'request' listener. */
-  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly handle: (req: DownstreamRequest, res: DownstreamResponse) => void;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
@@ -120,7 +123,7 @@ export class RequestPipeline {
    * progress on it ends with that outcome and is never counted against a cluster.
    */
   /** CONNECT: the gateway is not a forward proxy. 405 with Allow, then close. */
-  refuseConnect(req: IncomingMessage, socket: Duplex): void {
+  refuseConnect(req: DownstreamRequest, socket: Duplex): void {
     const text = 'CONNECT is not supported by this gateway.';
     const spec = ERRORS.METHOD_NOT_ALLOWED;
     socket.on('error', () => {});
@@ -135,18 +138,26 @@ export class RequestPipeline {
   }
 
   clientError(err: Error & { code?: string }, socket: Duplex): void {
+    // node:http sets _httpMessage to null between responses on a keep-alive connection.
+    const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+    this.clientFault(err.code, socket, res);
+  }
+
+  /**
+   * The shared part of clientError for both engines: `res` is the response
+   * on the connection now (null between requests).
+   */
+  clientFault(errCode: string | undefined, socket: Duplex, res: DownstreamResponse | null): void {
     // A connection the client reset or closed is not a malformed request: nothing to
     // answer or count (a request in progress on it ends as DC through its close listener).
-    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
+    if (errCode === 'ECONNRESET' || errCode === 'EPIPE' || !socket.writable) {
       socket.destroy();
       return;
     }
-    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const timeout = errCode === 'ERR_HTTP_REQUEST_TIMEOUT';
     const code: ErrorCode = timeout ? 'DOWNSTREAM_TIMEOUT' : 'BAD_REQUEST';
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : ERRORS[code].status;
-    // node:http sets _httpMessage to null between responses on a keep-alive connection.
-    const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
-    const text = timeout ? 'Request timeout.' : `Bad request: ${err.code ?? 'malformed request'}.`;
+    const status = errCode === 'HPE_HEADER_OVERFLOW' ? 431 : ERRORS[code].status;
+    const text = timeout ? 'Request timeout.' : `Bad request: ${errCode ?? 'malformed request'}.`;
     const inProgress = res !== null && !res.writableFinished ? res : null;
     if (inProgress !== null && inProgress.req.complete) {
       // The request in progress arrived whole; the bytes after it (pipelined) are
@@ -181,10 +192,10 @@ export class RequestPipeline {
   }
 }
 
-class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHandler {
+class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHandler, BodySink, ResponseOwner {
   readonly proxy: RequestPipeline;
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
   readonly snap: Snapshot | null;
   readonly startMs: number;
   readonly info: RequestHeaderInfo;
@@ -197,7 +208,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   queueDeadlineMs = 0;
   queued = false;
   // Body: null none, Buffer buffered, the request stream when streamed.
-  body: Buffer | IncomingMessage | null = null;
+  body: Buffer | Readable | null = null;
   bodyChunks: Buffer[] | null = null;
   endpoint: Endpoint | null = null;
   failedEndpoint: Endpoint | null = null;
@@ -222,7 +233,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   faultStatus = 0;
   writeTimer: TimerHandle | null = null;
 
-  constructor(proxy: RequestPipeline, req: IncomingMessage, res: ServerResponse, snap: Snapshot | null) {
+  constructor(proxy: RequestPipeline, req: DownstreamRequest, res: DownstreamResponse, snap: Snapshot | null) {
     this.proxy = proxy;
     this.req = req;
     this.res = res;
@@ -237,12 +248,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     const counters = this.proxy.counters;
     counters.activeRequests++;
     counters.handled++;
-    if (res instanceof GatewayResponse) {
+    if (res instanceof H1Response) res.ctx = this;
+    else if (res instanceof GatewayResponse) {
       res.ctx = this;
       res.on('close', onResponseClose);
-    } else {
-      res.once('close', () => this.onClientClose());
-    }
+    } else (res as ServerResponse).once('close', () => this.onClientClose());
     this.path = routingPath(req.url ?? '/');
     const snap = this.snap;
     if (this.path.charCodeAt(1) === 45 /* - */ && (this.path === '/-/healthz' || this.path === '/-/routes')) {
@@ -380,14 +390,25 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.maybeContinue();
     this.bodyChunks = [];
     const req = this.req;
-    if (req instanceof GatewayRequest) {
+    if (req instanceof H1Request) req.readBody(this);
+    else if (req instanceof GatewayRequest) {
       req.ctx = this;
       req.on('data', onBodyData);
       req.on('end', onBodyEnd);
     } else {
-      req.on('data', (c: Buffer) => this.bodyChunks!.push(c));
-      req.once('end', () => this.bodyRead());
+      const r = req as IncomingMessage;
+      r.on('data', (c: Buffer) => this.bodyChunks!.push(c));
+      r.once('end', () => this.bodyRead());
     }
+  }
+
+  // BodySink (the lean server's buffered body)
+  onBodyChunk(chunk: Buffer): void {
+    if (this.bodyChunks !== null) this.bodyChunks.push(chunk);
+  }
+
+  onBodyEnd(): void {
+    if (this.bodyChunks !== null) this.bodyRead();
   }
 
   bodyRead(): void {
@@ -432,7 +453,8 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     if (this.body === null && (this.info.chunked || this.info.contentLength > 0)) {
       // Large or chunked: streamed to Serve (not replayable on retry).
       this.maybeContinue();
-      this.body = this.req;
+      const req = this.req;
+      this.body = req instanceof H1Request ? req.bodyStream() : (req as IncomingMessage);
     }
     this.pickEndpoint();
   }
@@ -576,10 +598,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     // it drains, for at most server.write_timeout (then the connection is closed
     // and the slot freed: a client that never reads cannot hold capacity).
     const res = this.res;
+    // The lean server calls drained() itself.
     if (res instanceof GatewayResponse) res.once('drain', onResponseDrain);
-    else {
+    else if (!(res instanceof H1Response)) {
       if (this.onDrain === null) this.onDrain = () => this.drained();
-      res.once('drain', this.onDrain);
+      (res as ServerResponse).once('drain', this.onDrain);
     }
     const wt = this.snap!.config.server.writeTimeoutMs;
     if (wt > 0 && this.writeTimer === null) this.writeTimer = this.proxy.deps.clock.setTimeout(() => this.writeTimedOut(), wt);
@@ -753,7 +776,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   onClientClose(): void {
     if (this.done) return;
     // node:http detaches the socket from a finished exchange (null then).
-    const sock = (this.req.socket ?? null) as (IncomingMessage['socket'] & { [FAULT]?: FaultMark }) | null;
+    const sock = (this.req.socket ?? null) as (Socket & { [FAULT]?: FaultMark }) | null;
     const mark = sock === null ? undefined : sock[FAULT];
     if (mark !== undefined && this.fault === null) {
       this.fault = mark.code;

@@ -7,7 +7,6 @@
 // behind its upgrade request is never forwarded raw (docs/security.md).
 // The tunnel holds its admission slot for its whole life (Serve counts it as an
 // ongoing request). No retry: once the request was written it may have run.
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { newRequestId } from '../core/request-id.ts';
 import { Client, type Dispatcher } from 'undici';
@@ -20,6 +19,7 @@ import type { Endpoint } from '../upstream/endpoint.ts';
 import { appendForwardingHeaders, filterRequestHeaders, filterResponseHeaders, newRequestHeaderInfo, type RequestHeaderInfo, type ResponseHeaderInfo } from './headers.ts';
 import { selectGatewayApp } from './select-app.ts';
 import { noHealthyText, notFoundText, queueFullText } from './local-reply.ts';
+import type { DownstreamRequest } from './downstream.ts';
 import type { ProxyDeps } from './pipeline.ts';
 
 /** Upgrades never queue, so their waiter is never called. */
@@ -30,7 +30,7 @@ export class UpgradeHandler {
   /** Live upgrades (node:http stops tracking upgraded sockets). */
   readonly live = new Set<UpgradeContext>();
   /** Bound once: the node:http 'upgrade' listener. */
-  readonly handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly handle: (req: DownstreamRequest, socket: Duplex, head: Buffer) => void;
 
   constructor(deps: ProxyDeps) {
     this.deps = deps;
@@ -50,7 +50,7 @@ export class UpgradeHandler {
 /** One upgrade request: its own undici Client (the socket leaves it on a 101) and its handler. */
 class UpgradeContext implements Dispatcher.DispatchHandler {
   readonly owner: UpgradeHandler;
-  readonly req: IncomingMessage;
+  readonly req: DownstreamRequest;
   readonly client: Duplex;
   /** Bytes the client sent after its request head: forwarded only after a 101. */
   readonly head: Buffer;
@@ -69,7 +69,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
   status = 0;
   done = false;
 
-  constructor(owner: UpgradeHandler, req: IncomingMessage, client: Duplex, head: Buffer) {
+  constructor(owner: UpgradeHandler, req: DownstreamRequest, client: Duplex, head: Buffer) {
     this.owner = owner;
     this.req = req;
     this.client = client;
@@ -85,7 +85,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     client.pause();
     client.once('close', () => this.close(this.status === 0 ? ERRORS.DOWNSTREAM_ABORTED.flag : ''));
     const snap = (this.snap = deps.store.current);
-    const path = upgradeRoutingPath(this.req.url ?? '/', this.req.headers.upgrade);
+    const path = upgradeRoutingPath(this.req.url ?? '/', headerValue(this.req.rawHeaders, 'upgrade') || undefined);
     const { app, invalid } =
       snap === null ? { app: null, invalid: null } : snap.gateway === null ? { app: matchRoute(snap.routes, path), invalid: null } : selectGatewayApp(snap.gateway, path, this.req.method ?? 'GET', this.req.rawHeaders, this.req.url ?? '/', deps.random);
     const headers: string[] = [];

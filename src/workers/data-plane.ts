@@ -5,7 +5,6 @@
 // windows, load) to the main thread every `reportMs` and when asked, and
 // drains on the main thread's word. It runs no control plane: no config file,
 // no probes, no dashboard polls, no Kubernetes, no admin API.
-import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { PermitTable } from '../admission/permits.ts';
 import { systemClock, type TimerHandle } from '../core/clock.ts';
@@ -15,7 +14,7 @@ import type { StatsWindow } from '../control/step-stats.ts';
 import { recordProbe } from '../health/outlier.ts';
 import { Instruments } from '../metrics/instruments.ts';
 import { BufferedLineSink, JsonLineAccessLog, type AccessLog } from '../proxy/access-log.ts';
-import { applyServerLimits, createDataServer, listenData } from '../proxy/data-server.ts';
+import { applyServerLimits, createDataServer, listenData, type DataServer } from '../proxy/data-server.ts';
 import { RequestPipeline } from '../proxy/pipeline.ts';
 import { UpgradeHandler } from '../proxy/upgrade.ts';
 import type { FromWorker, HealthView, ToWorker, WorkerInit, WorkerReport } from './messages.ts';
@@ -36,7 +35,7 @@ export class DataPlane {
   readonly metrics = new Instruments(NO_GAUGES, { defaultMetrics: false });
   readonly proxy: RequestPipeline;
   readonly upgrades: UpgradeHandler;
-  readonly server: Server;
+  readonly server: DataServer;
   readonly permits: PermitTable;
   draining = false;
   readonly #init: WorkerInit;

@@ -117,16 +117,22 @@ export function gatewayDoc(sim: Sim, stateDir: string, opts: StackOptions = {}):
 
 /**
  * SG_UPSTREAM_CLIENT=lean (or undici) runs the suites on that HTTP/1.1 client: sets
- * `upstream.client` in a gateway config document unless the test chose one.
+ * `upstream.client` in a gateway config document unless the test chose one;
+ * SG_SERVER_ENGINE=lean (or node) does the same for `server.engine`.
  */
 export function withUpstreamClientEnv(doc: Record<string, unknown>): Record<string, unknown> {
-  const client = process.env['SG_UPSTREAM_CLIENT'];
-  if (client === undefined || client === '') return doc;
-  const up = doc['upstream'];
-  if (up !== undefined && up !== null && typeof up !== 'object') return doc;
-  const upObj = (up ?? {}) as Record<string, unknown>;
-  if (upObj['client'] === undefined) doc['upstream'] = { ...upObj, client };
+  setUnlessChosen(doc, 'upstream', 'client', process.env['SG_UPSTREAM_CLIENT']);
+  // SG_SERVER_ENGINE=lean (or node): the same for `server.engine` (the data-plane HTTP/1.1 server).
+  setUnlessChosen(doc, 'server', 'engine', process.env['SG_SERVER_ENGINE']);
   return doc;
+}
+
+function setUnlessChosen(doc: Record<string, unknown>, section: string, key: string, value: string | undefined): void {
+  if (value === undefined || value === '') return;
+  const sec = doc[section];
+  if (sec !== undefined && sec !== null && typeof sec !== 'object') return;
+  const obj = (sec ?? {}) as Record<string, unknown>;
+  if (obj[key] === undefined) doc[section] = { ...obj, [key]: value };
 }
 
 export function buildConfig(doc: Record<string, unknown>): GatewayConfig {

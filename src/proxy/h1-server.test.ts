@@ -1,0 +1,286 @@
+// The lean HTTP/1.1 server on real loopback sockets, driven with raw bytes:
+// framing, keep-alive, pipelining order, bodies, upgrades, and malformed or
+// smuggled requests (never handed to the pipeline). The whole integration,
+// conformance and fuzz suite also runs on it with SG_SERVER_ENGINE=lean.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { H1Server, type H1Handlers, type H1Request, type H1Response } from './h1-server.ts';
+
+interface Seen {
+  requests: H1Request[];
+  errors: { code: string; active: H1Response | null }[];
+  upgrades: { req: H1Request; head: Buffer }[];
+}
+
+async function start(onRequest: (req: H1Request, res: H1Response) => void, t: { after(fn: () => unknown): void }, tweak?: (s: H1Server) => void): Promise<{ server: H1Server; port: number; seen: Seen }> {
+  const seen: Seen = { requests: [], errors: [], upgrades: [] };
+  const handlers: H1Handlers = {
+    request: (req, res) => {
+      seen.requests.push(req);
+      onRequest(req, res);
+    },
+    upgrade: (req, socket, head) => {
+      seen.upgrades.push({ req, head });
+      socket.end('HTTP/1.1 101 Switching Protocols\r\n\r\n');
+    },
+    connect: (_req, socket) => socket.destroy(),
+    clientError: (code, socket, active) => {
+      seen.errors.push({ code, active });
+      socket.write(`HTTP/1.1 400 Bad Request\r\ncontent-length: ${code.length}\r\nconnection: close\r\n\r\n${code}`);
+    },
+    drop: () => {},
+  };
+  const server = new H1Server(handlers);
+  server.keepAliveTimeout = 75_000;
+  tweak?.(server);
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1' }, resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { server, port: (server.address() as AddressInfo).port, seen };
+}
+
+/** Sends raw bytes, collects everything until the server closes or `until` matches. */
+function exchange(port: number, data: string | Buffer[], until?: (got: string) => boolean): Promise<{ text: string; closed: boolean; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let text = '';
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      resolve({ text, closed, socket: s });
+    };
+    s.on('connect', () => {
+      if (typeof data === 'string') s.write(data, 'latin1');
+      else for (const d of data) s.write(d);
+    });
+    s.on('data', (d) => {
+      text += d.toString('latin1');
+      if (until?.(text)) finish(false);
+    });
+    s.on('close', () => finish(true));
+    s.on('error', (err) => (done ? undefined : reject(err)));
+  });
+}
+
+function count(text: string, re: RegExp): number {
+  return text.match(new RegExp(re.source, 'g'))?.length ?? 0;
+}
+
+const echo = (req: H1Request, res: H1Response): void => {
+  const chunks: Buffer[] = [];
+  req.readBody({
+    onBodyChunk: (c) => chunks.push(c),
+    onBodyEnd: () => {
+      const body = Buffer.from(`${req.method} ${req.url} ${Buffer.concat(chunks).toString()}`);
+      res.writeHead(200, ['content-type', 'text/plain', 'content-length', String(body.length)]);
+      res.end(body);
+    },
+  });
+};
+
+test('keep-alive: two requests on one connection, content-length framing, date and keep-alive headers', async (t) => {
+  const { port } = await start(echo, t);
+  const r = await exchange(port, 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello', (s) => s.includes('POST /b hello'));
+  r.socket.destroy();
+  assert.equal(count(r.text, /HTTP\/1\.1 200 OK\r\n/), 2);
+  assert.match(r.text, /content-length: 7\r\n/);
+  assert.match(r.text, /connection: keep-alive\r\nkeep-alive: timeout=75\r\n/);
+  assert.match(r.text, /date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n/);
+  assert.ok(r.text.indexOf('GET /a ') < r.text.indexOf('POST /b hello'));
+  assert.equal(r.closed, false);
+});
+
+test('pipelined requests are answered in order even when the first finishes last; bodies stay with their request', async (t) => {
+  const held: (() => void)[] = [];
+  const { port, seen } = await start((req, res) => {
+    const chunks: Buffer[] = [];
+    req.readBody({
+      onBodyChunk: (c) => chunks.push(c),
+      onBodyEnd: () => {
+        const answer = () => {
+          const body = Buffer.from(`${req.url}:${Buffer.concat(chunks).toString()}`);
+          res.writeHead(200, ['content-length', String(body.length)]);
+          res.end(body);
+        };
+        if (req.url === '/1') held.push(answer);
+        else answer();
+      },
+    });
+  }, t);
+  const got = exchange(port, 'POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nonePOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntwoGET /3 HTTP/1.1\r\nHost: x\r\n\r\n', (x) => x.includes('/3:'));
+  while (held.length === 0) await new Promise((r) => setImmediate(r));
+  // Only the first is handed over while its response is open.
+  assert.equal(seen.requests.length, 1);
+  held.shift()!();
+  const r = await got;
+  r.socket.destroy();
+  const order = [...r.text.matchAll(/\/(\d):([a-z]*)/g)].map((m) => `${m[1]}=${m[2]}`);
+  assert.deepEqual(order, ['1=one', '2=two', '3=']);
+  assert.equal(seen.requests.length, 3);
+});
+
+test('framing: chunked for HTTP/1.1 without a length, close-delimited for HTTP/1.0, no body for HEAD and 204', async (t) => {
+  const { port } = await start((req, res) => {
+    if (req.url === '/204') {
+      res.writeHead(204, []);
+      res.end();
+      return;
+    }
+    res.writeHead(200, ['content-type', 'text/event-stream']);
+    res.flushHeaders();
+    res.write(Buffer.from('data: 1\n\n'));
+    res.write(Buffer.from('data: 2\n\n'));
+    res.end();
+  }, t);
+  const chunked = await exchange(port, 'GET /s HTTP/1.1\r\nHost: x\r\n\r\n', (s) => s.endsWith('0\r\n\r\n'));
+  chunked.socket.destroy();
+  assert.match(chunked.text, /transfer-encoding: chunked\r\n/);
+  assert.ok(chunked.text.endsWith('\r\n\r\n9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n'), JSON.stringify(chunked.text));
+  const old = await exchange(port, 'GET /s HTTP/1.0\r\n\r\n');
+  assert.equal(old.closed, true);
+  assert.match(old.text, /connection: close\r\n/);
+  assert.doesNotMatch(old.text, /transfer-encoding/);
+  assert.ok(old.text.endsWith('\r\n\r\ndata: 1\n\ndata: 2\n\n'));
+  const head = await exchange(port, 'HEAD /s HTTP/1.1\r\nHost: x\r\n\r\nGET /204 HTTP/1.1\r\nHost: x\r\n\r\n', (s) => s.includes('204 No Content') && s.endsWith('\r\n\r\n'));
+  head.socket.destroy();
+  assert.equal(count(head.text, /HTTP\/1\.1 /), 2);
+  assert.doesNotMatch(head.text, /data:/);
+  assert.doesNotMatch(head.text.slice(head.text.indexOf('204')), /transfer-encoding/);
+});
+
+test('a chunked request body streams through bodyStream() in order', async (t) => {
+  const { port } = await start((req, res) => {
+    const chunks: Buffer[] = [];
+    const s = req.bodyStream();
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => {
+      const body = Buffer.concat(chunks);
+      res.writeHead(200, ['content-length', String(body.length)]);
+      res.end(body);
+    });
+  }, t);
+  const r = await exchange(port, 'POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n', (s) => s.endsWith('hello world'));
+  r.socket.destroy();
+  assert.match(r.text, /content-length: 11\r\n/);
+});
+
+test('smuggling and malformed heads are parse errors: nothing after them is handed over', async (t) => {
+  const cases: [string, string][] = [
+    ['CL and TE together', 'POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['two different Content-Length', 'POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcdGET /smuggled HTTP/1.1\r\n\r\n'],
+    ['bad chunk size', 'POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nGET /smuggled HTTP/1.1\r\n\r\n'],
+    ['space before colon', 'GET /a HTTP/1.1\r\nHost : x\r\n\r\n'],
+    ['bare LF line ends', 'GET /a HTTP/1.1\nHost: x\n\nGET /smuggled HTTP/1.1\n\n'],
+    ['obs-fold', 'GET /a HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n'],
+  ];
+  for (const [what, raw] of cases) {
+    const { port, seen } = await start(echo, t);
+    const r = await exchange(port, raw);
+    assert.equal(r.closed, true, what);
+    assert.ok(seen.errors.length === 1 && seen.errors[0]!.code.startsWith('HPE_'), `${what}: ${JSON.stringify(seen.errors.map((e) => e.code))}`);
+    assert.ok(!seen.requests.some((q) => q.url === '/smuggled'), what);
+    assert.doesNotMatch(r.text, /smuggled/, what);
+  }
+});
+
+test('a head over maxHeaderSize is HPE_HEADER_OVERFLOW', async (t) => {
+  const { port, seen } = await start(echo, t);
+  const r = await exchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assert.equal(r.closed, true);
+  assert.deepEqual(seen.errors.map((e) => e.code), ['HPE_HEADER_OVERFLOW']);
+  assert.equal(seen.requests.length, 0);
+});
+
+test('a header value with CR or LF is refused (ERR_INVALID_CHAR) and nothing is written', async (t) => {
+  let thrown: unknown = null;
+  const { port } = await start((_req, res) => {
+    try {
+      res.writeHead(200, ['x-a', 'ok\r\nset-cookie: evil=1']);
+    } catch (err) {
+      thrown = err;
+    }
+    res.writeHead(500, ['content-length', '0']);
+    res.end();
+  }, t);
+  const r = await exchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', (s) => s.endsWith('\r\n\r\n'));
+  r.socket.destroy();
+  assert.equal((thrown as { code?: string } | null)?.code, 'ERR_INVALID_CHAR');
+  assert.match(r.text, /^HTTP\/1\.1 500 /);
+  assert.doesNotMatch(r.text, /evil/);
+});
+
+test('Connection: close and a client FIN after its request: the response goes out whole, then the connection closes', async (t) => {
+  const { port } = await start((req, res) => {
+    req.readBody({
+      onBodyChunk: () => {},
+      // Answered later than the FIN arrives.
+      onBodyEnd: () =>
+        setImmediate(() => {
+          res.writeHead(200, ['content-length', '2']);
+          res.end(Buffer.from('ok'));
+        }),
+    });
+  }, t);
+  const closeReq = await exchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.equal(closeReq.closed, true);
+  assert.match(closeReq.text, /connection: close\r\n[\s\S]*\r\n\r\nok$/);
+  const fin = await new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1', () => s.end('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    let text = '';
+    s.on('data', (d) => (text += d.toString()));
+    s.on('close', () => resolve(text));
+  });
+  assert.match(fin, /^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/);
+});
+
+test('an upgrade leaves the server with the bytes after its head; a pipelined upgrade waits for the response before it', async (t) => {
+  let release: (() => void) | null = null;
+  const { port, seen } = await start((_req, res) => {
+    release = () => {
+      res.writeHead(200, ['content-length', '0']);
+      res.end();
+    };
+  }, t);
+  const got = exchange(port, 'GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nEARLY', (s) => s.includes('101'));
+  while (release === null) await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(seen.upgrades.length, 0, 'the upgrade waits for the response in progress');
+  (release as () => void)();
+  const r = await got;
+  r.socket.destroy();
+  assert.ok(r.text.indexOf('200 OK') < r.text.indexOf('101'));
+  assert.equal(seen.upgrades.length, 1);
+  assert.equal(seen.upgrades[0]!.req.url, '/ws');
+  assert.equal(seen.upgrades[0]!.head.toString(), 'EARLY');
+});
+
+test('close(): idle connections go on closeIdleConnections(), a response in progress ends with connection: close', async (t) => {
+  let release: (() => void) | null = null;
+  const { server, port } = await start((req, res) => {
+    if (req.url === '/slow') {
+      release = () => {
+        res.writeHead(200, ['content-length', '2']);
+        res.end(Buffer.from('ok'));
+      };
+      return;
+    }
+    echo(req, res);
+  }, t);
+  const idle = await exchange(port, 'GET /1 HTTP/1.1\r\nHost: x\r\n\r\n', (s) => s.includes('GET /1'));
+  const idleClosed = new Promise((r) => idle.socket.once('close', r));
+  const slow = exchange(port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+  while (release === null) await new Promise((r) => setImmediate(r));
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  await idleClosed;
+  (release as () => void)();
+  const r = await slow;
+  assert.equal(r.closed, true);
+  assert.match(r.text, /connection: close\r\n[\s\S]*\r\n\r\nok$/);
+  await closed;
+  assert.equal(server.conns.size, 0);
+});

@@ -1,0 +1,738 @@
+// A lean HTTP/1.1 server for the data plane (server.engine: lean): raw
+// `node:net` sockets, requests parsed by Node's own llhttp binding (the
+// HTTPParser node:http's server uses, strict: no lenient flags), responses
+// serialized here. It gives the pipeline what it uses of node:http's request
+// and response (DownstreamRequest/DownstreamResponse in pipeline.ts) without
+// a Readable per request, a Writable per response or an event per phase: the
+// body of a request reaches its consumer by direct calls (a Readable is made
+// only for a body streamed to Serve), and the response calls its owner
+// (`ctx`) on drain and on close.
+//
+// Rules (docs/security.md "The lean server"):
+// - One request at a time per connection. Pipelined requests are parsed as
+//   they come and wait, bodies buffered up to PIPELINE_BUFFER_BYTES (then
+//   the socket stops being read), and are handed to the pipeline in order
+//   once the response before them is complete.
+// - Framing of a response: content-length when given; otherwise chunked for
+//   HTTP/1.1 and close-delimited for HTTP/1.0; none for HEAD, 1xx, 204, 304.
+// - Keep-alive as llhttp decides it from the version and `Connection`; a
+//   response with `connection: close`, a server that is closing, or a
+//   close-delimited body ends the connection after the response.
+// - Timeouts (checked every second, like node:http's
+//   connectionsCheckingInterval): headersTimeout from the first byte of a
+//   request (or the connection's start) to the end of its headers,
+//   requestTimeout from the first byte to the end of its body, both reported
+//   through `clientError` (408); keepAliveTimeout closes an idle connection.
+// - A parse error is reported through `clientError` with llhttp's code
+//   (HPE_HEADER_OVERFLOW for a head over maxHeaderSize); nothing after it is
+//   ever parsed.
+// - Header names and values written are checked as node:http checks them
+//   (a CR or LF in a value throws ERR_INVALID_CHAR and writes nothing).
+import { createRequire } from 'node:module';
+import { maxHeaderSize as nodeMaxHeaderSize, STATUS_CODES } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type ListenOptions, type Server as NetServer, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+
+interface LlhttpParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
+  execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
+  finish(): undefined | (Error & { code?: string });
+  close(): void;
+  [k: number]: unknown;
+}
+interface LlhttpParserClass {
+  new (): LlhttpParser;
+  readonly REQUEST: number;
+  readonly kOnMessageBegin: number;
+  readonly kOnHeaders: number;
+  readonly kOnHeadersComplete: number;
+  readonly kOnBody: number;
+  readonly kOnMessageComplete: number;
+}
+const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass; methods: readonly string[] };
+const { HTTPParser } = common;
+const METHODS = common.methods;
+const K_ON_MESSAGE_BEGIN = HTTPParser.kOnMessageBegin | 0;
+const K_ON_HEADERS = HTTPParser.kOnHeaders | 0;
+const K_ON_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete | 0;
+const K_ON_BODY = HTTPParser.kOnBody | 0;
+const K_ON_MESSAGE_COMPLETE = HTTPParser.kOnMessageComplete | 0;
+
+/** Bytes of request bodies buffered for requests not yet handed to the pipeline (or not read by it) before reading stops. */
+const PIPELINE_BUFFER_BYTES = 64 * 1024;
+/** Requests parsed ahead of their turn on one connection before reading stops. */
+const PIPELINE_DEPTH = 16;
+/** How often the timeouts are checked (node:http's default connectionsCheckingInterval is 30 s; the gateway's 1 s). */
+const CHECK_INTERVAL_MS = 1000;
+
+/** node:http's checks (lib/_http_common.js): a token for names; no CTL but HTAB in values. */
+const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** What a response calls back: the pipeline's RequestContext. */
+export interface ResponseOwner {
+  /** The connection closed (any time after the request was handed over; the owner decides what it means). */
+  onClientClose(): void;
+  /** A write that returned false has drained. */
+  drained(): void;
+}
+
+/** Where a request body goes when it is read whole (the pipeline's buffered body). */
+export interface BodySink {
+  onBodyChunk(chunk: Buffer): void;
+  onBodyEnd(): void;
+}
+
+export interface H1Handlers {
+  request(req: H1Request, res: H1Response): void;
+  upgrade(req: H1Request, socket: Socket, head: Buffer): void;
+  connect(req: H1Request, socket: Socket): void;
+  /**
+   * The request being received could not be parsed (llhttp's code) or timed
+   * out (ERR_HTTP_REQUEST_TIMEOUT). `active` is the response on the connection
+   * now (its request may be complete: then the bytes after it broke), or null.
+   * The handler answers if it can and destroys the socket.
+   */
+  clientError(code: string, socket: Socket, active: H1Response | null): void;
+  /** A connection refused at accept (maxConnections). */
+  drop(): void;
+}
+
+export class H1Request {
+  readonly method: string;
+  readonly url: string;
+  /** Flat [name, value, ...] as received. */
+  readonly rawHeaders: string[];
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  readonly socket: Socket;
+  /** The whole request (body included) was received. */
+  complete = false;
+  readonly #conn: H1Connection;
+  #pending: Buffer[] | null = null;
+  #pendingBytes = 0;
+  #sink: BodySink | null = null;
+  #stream: Readable | null = null;
+  /** The response is done: body bytes still arriving are dropped. */
+  #discard = false;
+
+  constructor(conn: H1Connection, method: string, url: string, rawHeaders: string[], major: number, minor: number) {
+    this.#conn = conn;
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = rawHeaders;
+    this.httpVersionMajor = major;
+    this.httpVersionMinor = minor;
+    this.socket = conn.socket;
+  }
+
+  /** The body, delivered by calls: what arrived so far at once, the rest as it comes. */
+  readBody(sink: BodySink): void {
+    this.#sink = sink;
+    const p = this.#pending;
+    if (p !== null) {
+      this.#pending = null;
+      this.#pendingBytes = 0;
+      for (let i = 0; i < p.length; i++) sink.onBodyChunk(p[i]!);
+    }
+    this.#conn.resumeReading();
+    if (this.complete) sink.onBodyEnd();
+  }
+
+  /** The body as a Readable (streamed to Serve), with back-pressure onto the socket. */
+  bodyStream(): Readable {
+    if (this.#stream !== null) return this.#stream;
+    const conn = this.#conn;
+    const s = new Readable({ read: () => conn.resumeReading() });
+    this.#stream = s;
+    const p = this.#pending;
+    if (p !== null) {
+      this.#pending = null;
+      this.#pendingBytes = 0;
+      for (let i = 0; i < p.length; i++) s.push(p[i]!);
+    }
+    if (this.complete) s.push(null);
+    return s;
+  }
+
+  /** @internal llhttp's body callback. */
+  pushBody(b: Buffer): void {
+    if (this.#discard) return;
+    const sink = this.#sink;
+    if (sink !== null) {
+      sink.onBodyChunk(b);
+      return;
+    }
+    const s = this.#stream;
+    if (s !== null) {
+      if (!s.push(b)) this.#conn.pauseReading();
+      return;
+    }
+    (this.#pending ??= []).push(b);
+    this.#pendingBytes += b.length;
+    if (this.#pendingBytes > PIPELINE_BUFFER_BYTES) this.#conn.pauseReading();
+  }
+
+  /** @internal The message ended. */
+  endBody(): void {
+    this.complete = true;
+    if (this.#discard) return;
+    if (this.#sink !== null) this.#sink.onBodyEnd();
+    else if (this.#stream !== null) this.#stream.push(null);
+  }
+
+  /** @internal The response is done: what is buffered or still comes is dropped. */
+  discard(): void {
+    this.#discard = true;
+    this.#pending = null;
+    this.#pendingBytes = 0;
+    this.#sink = null;
+  }
+
+  /** @internal The connection closed before the body ended. */
+  abort(): void {
+    const s = this.#stream;
+    if (s !== null && !this.complete && !s.destroyed) s.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+  }
+}
+
+export class H1Response {
+  /** The pipeline's RequestContext, told about drain and close. */
+  ctx: ResponseOwner | null = null;
+  readonly req: H1Request;
+  /** writeHead was called (as node:http: not necessarily written yet). */
+  headersSent = false;
+  /** end() was called: nothing more is written. */
+  writableFinished = false;
+  /** @internal llhttp's keep-alive verdict for this request. */
+  keepAlive = true;
+  readonly #conn: H1Connection;
+  /** The serialized head not yet written, or null. */
+  #head: string | null = null;
+  #chunked = false;
+  #noBody = false;
+  #waitingDrain = false;
+
+  constructor(conn: H1Connection, req: H1Request) {
+    this.#conn = conn;
+    this.req = req;
+  }
+
+  /** The socket while this is the response on the connection (a pipelined one waiting has none). */
+  get socket(): Socket | null {
+    return this.#conn.active === this ? this.#conn.socket : null;
+  }
+
+  get destroyed(): boolean {
+    return this.#conn.socket.destroyed;
+  }
+
+  /** Headers as a flat [name, value, ...] list, names lower-case. Throws ERR_INVALID_CHAR / ERR_INVALID_HTTP_TOKEN like node:http. */
+  writeHead(status: number, headers: readonly string[]): this {
+    if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
+    const conn = this.#conn;
+    const req = this.req;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let length = false;
+    let chunked = false;
+    let date = false;
+    let close = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
+      if (!TOKEN.test(name)) throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), { code: 'ERR_INVALID_HTTP_TOKEN' });
+      if (INVALID_VALUE.test(value)) throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), { code: 'ERR_INVALID_CHAR' });
+      switch (name.length) {
+        case 4:
+          if (name.toLowerCase() === 'date') date = true;
+          break;
+        case 10:
+          if (name.toLowerCase() === 'connection') {
+            if (value.toLowerCase() === 'close') close = true;
+            // The connection's own token is added below.
+            continue;
+          }
+          break;
+        case 14:
+          if (name.toLowerCase() === 'content-length') length = true;
+          break;
+        case 17:
+          if (name.toLowerCase() === 'transfer-encoding') {
+            // Only chunked framing is produced here (as node:http: the caller's header, the framing done here).
+            if (!/\bchunked\s*$/i.test(value)) throw Object.assign(new TypeError('Only chunked transfer-encoding is supported'), { code: 'ERR_INVALID_ARG_VALUE' });
+            chunked = true;
+          }
+          break;
+      }
+      head += `${name}: ${value}\r\n`;
+    }
+    const noBody = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    if (!noBody && !length && !chunked) {
+      if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+        chunked = true;
+        head += 'transfer-encoding: chunked\r\n';
+      } else close = true; // HTTP/1.0: the body ends with the connection.
+    }
+    if (close || !conn.keepAlive || conn.server.closing) {
+      conn.closeAfter = true;
+      head += 'connection: close\r\n';
+    } else head += conn.server.keepAliveHead;
+    if (!date) head += `date: ${utcDate()}\r\n`;
+    this.#head = `${head}\r\n`;
+    this.#chunked = chunked && !noBody;
+    this.#noBody = noBody;
+    this.headersSent = true;
+    return this;
+  }
+
+  /** Writes the head now if it is still pending (a stream's headers before its first chunk). */
+  flushHeaders(): void {
+    const head = this.#head;
+    if (head === null || this.writableFinished) return;
+    this.#head = null;
+    const s = this.#conn.socket;
+    if (!s.destroyed) s.write(head, 'latin1');
+  }
+
+  /** `100 Continue` (Expect: 100-continue), before the head. */
+  writeContinue(): void {
+    const s = this.#conn.socket;
+    if (!this.headersSent && !s.destroyed) s.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+  }
+
+  /** A body chunk; false = the socket's buffer is full (the owner's drained() follows). */
+  write(chunk: Buffer): boolean {
+    const s = this.#conn.socket;
+    if (this.writableFinished || s.destroyed) return false;
+    if (this.#noBody || chunk.length === 0) {
+      this.flushHeaders();
+      return true;
+    }
+    let prefix = this.#head ?? '';
+    this.#head = null;
+    let ok: boolean;
+    if (this.#chunked) {
+      prefix += `${chunk.length.toString(16)}\r\n`;
+      s.cork();
+      s.write(prefix, 'latin1');
+      s.write(chunk);
+      ok = s.write('\r\n', 'latin1');
+      s.uncork();
+    } else if (prefix !== '') {
+      s.cork();
+      s.write(prefix, 'latin1');
+      ok = s.write(chunk);
+      s.uncork();
+    } else ok = s.write(chunk);
+    if (!ok) this.#waitingDrain = true;
+    return ok;
+  }
+
+  /** Ends the response (with a last chunk, if given). */
+  end(chunk?: Buffer | string): this {
+    if (this.writableFinished) return this;
+    const conn = this.#conn;
+    const s = conn.socket;
+    if (!this.headersSent) this.writeHead(200, []);
+    if (!s.destroyed) {
+      const body = chunk === undefined || this.#noBody ? null : typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      let out = this.#head ?? '';
+      this.#head = null;
+      if (body !== null && body.length > 0) {
+        if (this.#chunked) out += `${body.length.toString(16)}\r\n`;
+        s.cork();
+        if (out !== '') s.write(out, 'latin1');
+        s.write(body);
+        if (this.#chunked) s.write('\r\n0\r\n\r\n', 'latin1');
+        s.uncork();
+      } else {
+        if (this.#chunked) out += '0\r\n\r\n';
+        if (out !== '') s.write(out, 'latin1');
+      }
+    }
+    this.writableFinished = true;
+    this.#waitingDrain = false;
+    conn.responseDone(this);
+    return this;
+  }
+
+  /** Closes the connection (a stream cut mid-way: the client sees it end early). */
+  destroy(): void {
+    this.#conn.socket.destroy();
+  }
+
+  /** @internal The socket drained. */
+  onDrain(): void {
+    if (!this.#waitingDrain) return;
+    this.#waitingDrain = false;
+    this.ctx?.drained();
+  }
+}
+
+/** One client connection: its parser, the request being received and the responses in turn. */
+class H1Connection {
+  readonly server: H1Server;
+  readonly socket: Socket;
+  readonly #parser: LlhttpParser;
+  #headerAcc: string[] = [];
+  #urlAcc = '';
+  /** The response being produced (its request handed to the pipeline), or null. */
+  active: H1Response | null = null;
+  /** The last response handed over: told when the connection closes (also after it ended, for a fault). */
+  #current: H1Response | null = null;
+  /** Requests parsed ahead of their turn. */
+  readonly #waiting: H1Response[] = [];
+  /** The request whose head or body is being received, or null. */
+  #receiving: H1Request | null = null;
+  /** llhttp's keep-alive verdict for the last request head. */
+  keepAlive = true;
+  /** The active response ends the connection. */
+  closeAfter = false;
+  /** No more requests are taken on this connection (closing, failed, or upgraded). */
+  #done = false;
+  #upgrade: H1Request | null = null;
+  #upgradeHead: Buffer | null = null;
+  #paused = false;
+  /** The client sent FIN. */
+  #ended = false;
+  // Timeout stamps (performance.now()); 0 = not running.
+  headStart: number;
+  requestStart = 0;
+  idleSince = 0;
+
+  constructor(server: H1Server, socket: Socket) {
+    this.server = server;
+    this.socket = socket;
+    this.headStart = performance.now();
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.REQUEST, {}, server.maxHeaderSize, 0);
+    p[K_ON_MESSAGE_BEGIN] = () => {
+      const now = performance.now();
+      this.headStart = now;
+      this.requestStart = now;
+      this.idleSince = 0;
+    };
+    p[K_ON_HEADERS] = (headers: string[], url: string) => {
+      const acc = this.#headerAcc;
+      for (let i = 0; i < headers.length; i++) acc.push(headers[i]!);
+      this.#urlAcc += url;
+    };
+    p[K_ON_HEADERS_COMPLETE] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean): number =>
+      this.#onHead(major, minor, headers, method, url, upgrade, keepAlive);
+    p[K_ON_BODY] = (b: Buffer) => {
+      const r = this.#receiving;
+      if (r !== null) r.pushBody(b);
+    };
+    p[K_ON_MESSAGE_COMPLETE] = () => {
+      const r = this.#receiving;
+      this.requestStart = 0;
+      if (r === null) return;
+      this.#receiving = null;
+      r.endBody();
+    };
+    this.#parser = p;
+    socket.on('data', (d: Buffer) => this.#onData(d));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', noop);
+    socket.on('close', () => this.#onClose());
+    socket.on('drain', () => this.active?.onDrain());
+  }
+
+  #onHead(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    if (headers === undefined) {
+      headers = this.#headerAcc;
+      this.#headerAcc = [];
+    }
+    if (url === undefined || url === '') {
+      url = this.#urlAcc;
+      this.#urlAcc = '';
+    }
+    this.headStart = 0;
+    const req = new H1Request(this, METHODS[method] ?? 'GET', url, headers, major, minor);
+    if (upgrade) {
+      // Upgrade or CONNECT: nothing after this head is parsed as HTTP (llhttp stops, execute returns).
+      this.requestStart = 0;
+      this.#upgrade = req;
+      this.#done = true;
+      return 2;
+    }
+    this.#receiving = req;
+    const res = new H1Response(this, req);
+    res.keepAlive = keepAlive;
+    if (this.active === null && this.#waiting.length === 0) this.#handOver(res);
+    else {
+      // Pipelined: waits for the responses before it.
+      this.#waiting.push(res);
+      if (this.#waiting.length >= PIPELINE_DEPTH) this.pauseReading();
+    }
+    return 0;
+  }
+
+  #handOver(res: H1Response): void {
+    this.active = res;
+    this.#current = res;
+    this.keepAlive = res.keepAlive;
+    this.closeAfter = false;
+    this.idleSince = 0;
+    this.server.handlers.request(res.req, res);
+  }
+
+  #onData(d: Buffer): void {
+    if (this.#done) return;
+    const r = this.#parser.execute(d);
+    if (typeof r !== 'number') {
+      // Data after a `Connection: close` request: not ours to read.
+      if (r.code === 'HPE_CLOSED_CONNECTION') {
+        this.#done = true;
+        return;
+      }
+      this.fail(r.code ?? 'HPE_INTERNAL');
+      return;
+    }
+    if (this.#upgrade !== null && this.#upgradeHead === null) {
+      this.#upgradeHead = r < d.length ? d.subarray(r) : Buffer.alloc(0);
+      this.pauseReading();
+      if (this.active === null && this.#waiting.length === 0) this.#startUpgrade();
+    }
+  }
+
+  /** A parse error or a timeout: told to the handler (which answers if it can and destroys the socket). */
+  fail(code: string): void {
+    if (this.socket.destroyed) return;
+    this.#done = true;
+    const active = this.active;
+    this.server.handlers.clientError(code, this.socket, active);
+    this.socket.destroy();
+  }
+
+  #onEnd(): void {
+    this.#ended = true;
+    // The client will send nothing more: a request cut short is a parse error; the response in progress still goes out.
+    if (this.#done || this.socket.destroyed) {
+      if (!this.socket.destroyed && this.active === null) this.socket.destroy();
+      return;
+    }
+    const r = this.#parser.finish();
+    if (r instanceof Error && this.#receiving !== null) {
+      this.fail(r.code ?? 'HPE_INVALID_EOF_STATE');
+      return;
+    }
+    this.#done = true;
+    // Requests already received are answered in turn; the last response closes (responseDone).
+    if (this.active === null && this.#waiting.length === 0) this.socket.destroy();
+  }
+
+  #onClose(): void {
+    this.server.conns.delete(this);
+    this.#done = true;
+    this.#receiving?.abort();
+    this.#receiving = null;
+    this.#waiting.length = 0;
+    this.active = null;
+    const cur = this.#current;
+    this.#current = null;
+    if (cur !== null && cur.ctx !== null) cur.ctx.onClientClose();
+    setImmediate(closeParser, this.#parser);
+  }
+
+  /** The active response ended: the next request in turn, an upgrade, idle, or close. */
+  responseDone(res: H1Response): void {
+    if (this.active !== res) return;
+    this.active = null;
+    res.req.discard();
+    if (this.closeAfter || !this.keepAlive || this.server.closing || (this.#ended && this.#waiting.length === 0)) {
+      this.#done = true;
+      this.#waiting.length = 0;
+      // Closed once what was written is flushed.
+      const s = this.socket;
+      s.end(() => s.destroy());
+      return;
+    }
+    if (this.#waiting.length > 0 || this.#upgrade !== null) {
+      // Not from inside the previous response's end() (the pipeline is still finishing it).
+      process.nextTick(nextInTurn, this);
+      return;
+    }
+    this.idleSince = performance.now();
+    this.resumeReading();
+  }
+
+  /** @internal */
+  next(): void {
+    if (this.socket.destroyed || this.active !== null) return;
+    const res = this.#waiting.shift();
+    if (res !== undefined) {
+      this.#handOver(res);
+      if (this.#waiting.length < PIPELINE_DEPTH && this.#upgrade === null) this.resumeReading();
+      return;
+    }
+    if (this.#upgrade !== null) this.#startUpgrade();
+  }
+
+  #startUpgrade(): void {
+    const req = this.#upgrade!;
+    const head = this.#upgradeHead ?? Buffer.alloc(0);
+    this.#upgrade = null;
+    this.#upgradeHead = null;
+    // The socket leaves the server: its listeners go, the upgrade handler takes it as node:http hands it over.
+    const s = this.socket;
+    this.server.conns.delete(this);
+    s.removeAllListeners('data');
+    s.removeAllListeners('end');
+    s.removeAllListeners('close');
+    s.removeAllListeners('drain');
+    s.removeListener('error', noop);
+    setImmediate(closeParser, this.#parser);
+    if (req.method === 'CONNECT') this.server.handlers.connect(req, s);
+    else this.server.handlers.upgrade(req, s, head);
+  }
+
+  pauseReading(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.#paused || this.#upgrade !== null) return;
+    this.#paused = false;
+    this.socket.resume();
+  }
+
+  /** Idle: no response in progress, none waiting, nothing being received. */
+  get idle(): boolean {
+    return this.active === null && this.#waiting.length === 0 && this.#receiving === null && this.#upgrade === null;
+  }
+
+  /** Called every CHECK_INTERVAL_MS. */
+  check(now: number): void {
+    const srv = this.server;
+    if (this.socket.destroyed || this.#upgrade !== null) return;
+    if (this.headStart !== 0 && srv.headersTimeout > 0 && now - this.headStart > srv.headersTimeout) this.fail('ERR_HTTP_REQUEST_TIMEOUT');
+    else if (this.requestStart !== 0 && srv.requestTimeout > 0 && now - this.requestStart > srv.requestTimeout) this.fail('ERR_HTTP_REQUEST_TIMEOUT');
+    else if (this.idleSince !== 0 && this.idle && srv.keepAliveTimeout > 0 && now - this.idleSince > srv.keepAliveTimeout) this.socket.destroy();
+  }
+}
+
+function nextInTurn(conn: H1Connection): void {
+  conn.next();
+}
+
+function closeParser(p: LlhttpParser): void {
+  p.close();
+}
+
+function noop(): void {}
+
+/** The data-plane listener with the subset of node:http.Server the gateway uses. */
+export class H1Server {
+  readonly handlers: H1Handlers;
+  readonly conns = new Set<H1Connection>();
+  readonly maxHeaderSize: number;
+  /** ms; 0 = off (node:http's names, so server.* applies to either engine). */
+  headersTimeout = 60_000;
+  requestTimeout = 300_000;
+  #keepAliveTimeout = 5_000;
+  /** The keep-alive tokens of a response, for the current keepAliveTimeout. */
+  keepAliveHead = 'connection: keep-alive\r\nkeep-alive: timeout=5\r\n';
+  closing = false;
+  readonly #net: NetServer;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(handlers: H1Handlers, maxHeaderSize = nodeMaxHeaderSize) {
+    this.handlers = handlers;
+    this.maxHeaderSize = maxHeaderSize;
+    // allowHalfOpen: a client's FIN after its request still gets the response (then the connection closes).
+    this.#net = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      if (this.closing) {
+        socket.destroy();
+        return;
+      }
+      this.conns.add(new H1Connection(this, socket));
+    });
+    this.#net.on('drop', () => this.handlers.drop());
+  }
+
+  get keepAliveTimeout(): number {
+    return this.#keepAliveTimeout;
+  }
+
+  set keepAliveTimeout(ms: number) {
+    this.#keepAliveTimeout = ms;
+    this.keepAliveHead = ms > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(ms / 1000)}\r\n` : 'connection: keep-alive\r\n';
+  }
+
+  get maxConnections(): number {
+    return this.#net.maxConnections;
+  }
+
+  set maxConnections(n: number) {
+    this.#net.maxConnections = n;
+  }
+
+  listen(opts: ListenOptions, cb: () => void): this {
+    this.#net.listen(opts, () => {
+      this.#timer ??= setInterval(() => this.#check(), CHECK_INTERVAL_MS).unref();
+      cb();
+    });
+    return this;
+  }
+
+  once(event: 'error', listener: (err: Error) => void): this {
+    this.#net.once(event, listener);
+    return this;
+  }
+
+  off(event: 'error', listener: (err: Error) => void): this {
+    this.#net.off(event, listener);
+    return this;
+  }
+
+  address(): AddressInfo | string | null {
+    return this.#net.address();
+  }
+
+  /** Stops accepting; responses from now on close their connection; cb when every connection is gone. */
+  close(cb?: (err?: Error) => void): this {
+    this.closing = true;
+    if (this.#timer !== null) {
+      // Timeouts still apply while connections drain.
+      this.#timer.unref();
+    }
+    this.#net.close((err) => {
+      if (this.#timer !== null) clearInterval(this.#timer);
+      this.#timer = null;
+      cb?.(err);
+    });
+    return this;
+  }
+
+  getConnections(cb: (err: Error | null, count: number) => void): void {
+    this.#net.getConnections(cb);
+  }
+
+  closeIdleConnections(): void {
+    for (const c of this.conns) if (c.idle) c.socket.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const c of this.conns) c.socket.destroy();
+  }
+
+  #check(): void {
+    const now = performance.now();
+    for (const c of this.conns) c.check(now);
+  }
+}
+
+// node:http's date cache: one string per second.
+let dateCache = '';
+let dateSecond = -1;
+function utcDate(): string {
+  const s = Math.floor(Date.now() / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateCache = new Date(s * 1000).toUTCString();
+  }
+  return dateCache;
+}
