@@ -284,3 +284,142 @@ test('close(): idle connections go on closeIdleConnections(), a response in prog
   await closed;
   assert.equal(server.conns.size, 0);
 });
+
+// ── found in review: each was a defect before its fix ─────────────────────
+
+test('a client that leaves mid-upload before anyone reads the body stream does not crash the process', async (t) => {
+  let made = false;
+  const { port, server } = await start((req) => {
+    // Taken as a stream, but nobody listens yet (the pipeline waiting for an upstream connection).
+    req.bodyStream();
+    made = true;
+  }, t);
+  const s = connect(port, '127.0.0.1', () => s.write('POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial'));
+  while (!made) await new Promise((r) => setImmediate(r));
+  s.destroy();
+  while (server.conns.size > 0) await new Promise((r) => setImmediate(r));
+  // Still serving.
+  const { port: p2 } = await start(echo, t);
+  const r = await exchange(p2, 'GET /after HTTP/1.1\r\nHost: x\r\n\r\n', (x) => x.includes('GET /after'));
+  r.socket.destroy();
+});
+
+test('a client that does not read its responses is not read either (pipelined flood, answered at once)', async (t) => {
+  const body = Buffer.alloc(16 * 1024, 'r');
+  const { port, server, seen } = await start((_req, res) => {
+    res.writeHead(200, ['content-length', String(body.length)]);
+    res.end(body);
+  }, t);
+  const s = connect(port, '127.0.0.1');
+  t.after(() => s.destroy());
+  await new Promise((r) => s.once('connect', r));
+  s.pause();
+  const one = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  const many = Buffer.concat(Array(4096).fill(one));
+  // The client writes until its own buffer holds what the server refuses to read.
+  while (s.writableLength < 4 * many.length) s.write(many);
+  while (server.conns.size === 0) await new Promise((r) => setImmediate(r));
+  const [conn] = [...server.conns];
+  assert.ok(conn !== undefined);
+  // Until the server has stopped reading because its responses are not taken.
+  const deadline = Date.now() + 20_000;
+  while (!(conn.socket.isPaused() && conn.socket.writableNeedDrain)) {
+    assert.ok(Date.now() < deadline, `server still reading: handed over ${seen.requests.length}, unsent ${conn.socket.writableLength}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // Answered requests stop at about what the socket buffers hold, far from all that was sent.
+  assert.ok(conn.socket.writableLength < 8 << 20, `server-side unsent bytes: ${conn.socket.writableLength}`);
+  assert.ok(seen.requests.length < 4096 * 2, `handed over: ${seen.requests.length}`);
+  assert.ok(s.writableLength > 2 * many.length, 'the client is left holding its requests');
+});
+
+test('pipelined requests behind one that closes the connection are never handed over', async (t) => {
+  const { port, seen } = await start((_req, res) => {
+    res.writeHead(200, ['content-length', '0', 'connection', 'close']);
+    res.end();
+  }, t);
+  const r = await exchange(port, 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nxGET /c HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal(r.closed, true);
+  assert.deepEqual(seen.requests.map((q) => q.url), ['/a']);
+  assert.equal(count(r.text, /HTTP\/1\.1 /), 1);
+  assert.deepEqual(seen.errors, []);
+});
+
+test('HTTP/1.1 without Host is refused in its turn (ERR_MISSING_HOST), HTTP/1.0 without Host is served', async (t) => {
+  const { port, seen } = await start(echo, t);
+  const r = await exchange(port, 'GET /ok HTTP/1.1\r\nHost: x\r\n\r\nGET /nohost HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal(r.closed, true);
+  assert.deepEqual(seen.requests.map((q) => q.url), ['/ok']);
+  assert.deepEqual(seen.errors.map((e) => [e.code, e.active]), [['ERR_MISSING_HOST', null]]);
+  assert.ok(r.text.indexOf('GET /ok') < r.text.indexOf('400 Bad Request'));
+  const old = await exchange(port, 'GET /old HTTP/1.0\r\n\r\n');
+  assert.match(old.text, /GET \/old/);
+});
+
+test('keep-alive timeout counts from when the response left, not from end(): a slow reader gets all of it', async (t) => {
+  const big = Buffer.alloc(8 << 20, 'b');
+  let ended = false;
+  const { port, server } = await start((_req, res) => {
+    res.writeHead(200, ['content-length', String(big.length)]);
+    res.end(big);
+    ended = true;
+  }, t, (srv) => (srv.keepAliveTimeout = 1));
+  const s = connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  t.after(() => s.destroy());
+  s.pause();
+  while (!ended) await new Promise((r) => setImmediate(r));
+  const [conn] = [...server.conns];
+  assert.ok(conn !== undefined && conn.socket.writableLength > 0, 'the response is still in the write buffer');
+  server.sweep(performance.now() + 60_000);
+  assert.equal(conn.socket.destroyed, false, 'not closed as idle while its response is unsent');
+  let got = 0;
+  s.on('data', (d: Buffer) => (got += d.length));
+  s.resume();
+  while (got < big.length) await new Promise((r) => setImmediate(r));
+  // Now idle for real: the sweep closes it.
+  while (conn.socket.writableLength > 0) await new Promise((r) => setImmediate(r));
+  server.sweep(performance.now() + 60_000);
+  assert.equal(conn.socket.destroyed, true);
+});
+
+test('timeouts through sweep(): a head not finished in headersTimeout and a body not finished in requestTimeout are ERR_HTTP_REQUEST_TIMEOUT', async (t) => {
+  let handed: H1Response | null = null;
+  const { server, port, seen } = await start((req, res) => {
+    handed = res;
+    req.readBody({ onBodyChunk: () => {}, onBodyEnd: () => {} });
+  }, t, (srv) => {
+    srv.headersTimeout = 1000;
+    srv.requestTimeout = 5000;
+  });
+  const head = connect(port, '127.0.0.1', () => head.write('GET / HTTP/1.1\r\nHost: x\r\n'));
+  const body = connect(port, '127.0.0.1', () => body.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc'));
+  t.after(() => {
+    head.destroy();
+    body.destroy();
+  });
+  while (server.conns.size < 2 || handed === null) await new Promise((r) => setImmediate(r));
+  server.sweep(performance.now() + 500);
+  assert.equal(seen.errors.length, 0, 'nothing is late yet');
+  server.sweep(performance.now() + 2000);
+  assert.deepEqual(seen.errors.map((e) => [e.code, e.active]), [['ERR_HTTP_REQUEST_TIMEOUT', null]]);
+  server.sweep(performance.now() + 6000);
+  assert.equal(seen.errors.length, 2);
+  assert.equal(seen.errors[1]!.code, 'ERR_HTTP_REQUEST_TIMEOUT');
+  assert.equal(seen.errors[1]!.active, handed, 'the body timeout names the response in progress');
+});
+
+test('a body shorter or longer than its content-length closes the connection instead of breaking the framing', async (t) => {
+  const { port } = await start((req, res) => {
+    res.writeHead(200, ['content-length', '5']);
+    if (req.url === '/long') {
+      assert.equal(res.write(Buffer.from('123456')), false);
+      res.end();
+    } else res.end(Buffer.from('123'));
+  }, t);
+  for (const path of ['/short', '/long']) {
+    const r = await exchange(port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.equal(r.closed, true, path);
+    // The head was still pending: nothing at all goes out, and /next is never read.
+    assert.equal(r.text, '', `${path}: no partial response is passed off as a whole one`);
+  }
+});

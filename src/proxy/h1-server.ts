@@ -68,6 +68,7 @@ const CHECK_INTERVAL_MS = 1000;
 /** node:http's checks (lib/_http_common.js): a token for names; no CTL but HTAB in values. */
 const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const CLOSE_TOKEN = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
 
 /** What a response calls back: the pipeline's RequestContext. */
 export interface ResponseOwner {
@@ -113,6 +114,8 @@ export class H1Request {
   #pendingBytes = 0;
   #sink: BodySink | null = null;
   #stream: Readable | null = null;
+  /** The body stream's buffer is full (its consumer has not read). */
+  #streamFull = false;
   /** The response is done: body bytes still arriving are dropped. */
   #discard = false;
 
@@ -143,7 +146,12 @@ export class H1Request {
   bodyStream(): Readable {
     if (this.#stream !== null) return this.#stream;
     const conn = this.#conn;
-    const s = new Readable({ read: () => conn.resumeReading() });
+    const s = new Readable({
+      read: () => {
+        this.#streamFull = false;
+        conn.resumeReading();
+      },
+    });
     this.#stream = s;
     const p = this.#pending;
     if (p !== null) {
@@ -165,12 +173,20 @@ export class H1Request {
     }
     const s = this.#stream;
     if (s !== null) {
-      if (!s.push(b)) this.#conn.pauseReading();
+      if (!s.push(b)) {
+        this.#streamFull = true;
+        this.#conn.pauseReading();
+      }
       return;
     }
     (this.#pending ??= []).push(b);
     this.#pendingBytes += b.length;
     if (this.#pendingBytes > PIPELINE_BUFFER_BYTES) this.#conn.pauseReading();
+  }
+
+  /** @internal Reading may go on as far as this request's body is concerned. */
+  get roomForBody(): boolean {
+    return !this.#streamFull && this.#pendingBytes <= PIPELINE_BUFFER_BYTES;
   }
 
   /** @internal The message ended. */
@@ -186,13 +202,17 @@ export class H1Request {
     this.#discard = true;
     this.#pending = null;
     this.#pendingBytes = 0;
+    this.#streamFull = false;
     this.#sink = null;
   }
 
   /** @internal The connection closed before the body ended. */
   abort(): void {
     const s = this.#stream;
-    if (s !== null && !this.complete && !s.destroyed) s.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    if (s === null || this.complete || s.destroyed) return;
+    // As node:http: the error only where someone listens (a body not yet taken by a client is simply closed).
+    if (s.listenerCount('error') > 0) s.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    else s.destroy();
   }
 }
 
@@ -206,12 +226,16 @@ export class H1Response {
   writableFinished = false;
   /** @internal llhttp's keep-alive verdict for this request. */
   keepAlive = true;
+  /** @internal Not handed to the pipeline: answered by clientError with this code in its turn (a request the server refuses). */
+  refuse: string | null = null;
   readonly #conn: H1Connection;
   /** The serialized head not yet written, or null. */
   #head: string | null = null;
   #chunked = false;
   #noBody = false;
   #waitingDrain = false;
+  /** Body bytes still owed under the response's content-length; -1 = not length-delimited. */
+  #remaining = -1;
 
   constructor(conn: H1Connection, req: H1Request) {
     this.#conn = conn;
@@ -233,7 +257,7 @@ export class H1Response {
     const conn = this.#conn;
     const req = this.req;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
-    let length = false;
+    let length = -1;
     let chunked = false;
     let date = false;
     let close = false;
@@ -248,13 +272,16 @@ export class H1Response {
           break;
         case 10:
           if (name.toLowerCase() === 'connection') {
-            if (value.toLowerCase() === 'close') close = true;
+            if (CLOSE_TOKEN.test(value)) close = true;
             // The connection's own token is added below.
             continue;
           }
           break;
         case 14:
-          if (name.toLowerCase() === 'content-length') length = true;
+          if (name.toLowerCase() === 'content-length') {
+            length = Number(value);
+            if (!Number.isSafeInteger(length) || length < 0) throw Object.assign(new TypeError(`Invalid content-length ["${value}"]`), { code: 'ERR_INVALID_ARG_VALUE' });
+          }
           break;
         case 17:
           if (name.toLowerCase() === 'transfer-encoding') {
@@ -267,7 +294,7 @@ export class H1Response {
       head += `${name}: ${value}\r\n`;
     }
     const noBody = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    if (!noBody && !length && !chunked) {
+    if (!noBody && length === -1 && !chunked) {
       if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
         chunked = true;
         head += 'transfer-encoding: chunked\r\n';
@@ -281,6 +308,7 @@ export class H1Response {
     this.#head = `${head}\r\n`;
     this.#chunked = chunked && !noBody;
     this.#noBody = noBody;
+    this.#remaining = noBody || chunked ? -1 : length;
     this.headersSent = true;
     return this;
   }
@@ -307,6 +335,14 @@ export class H1Response {
     if (this.#noBody || chunk.length === 0) {
       this.flushHeaders();
       return true;
+    }
+    if (this.#remaining !== -1) {
+      // More than the content-length announced: the framing would break; the connection is closed instead.
+      if (chunk.length > this.#remaining) {
+        s.destroy();
+        return false;
+      }
+      this.#remaining -= chunk.length;
     }
     let prefix = this.#head ?? '';
     this.#head = null;
@@ -336,6 +372,14 @@ export class H1Response {
     if (!this.headersSent) this.writeHead(200, []);
     if (!s.destroyed) {
       const body = chunk === undefined || this.#noBody ? null : typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      if (this.#remaining !== -1 && (body === null ? 0 : body.length) !== this.#remaining) {
+        // Shorter or longer than announced: the client could not tell where the next response starts.
+        this.writableFinished = true;
+        s.destroy();
+        conn.responseDone(this);
+        return this;
+      }
+      this.#remaining = -1;
       let out = this.#head ?? '';
       this.#head = null;
       if (body !== null && body.length > 0) {
@@ -435,10 +479,16 @@ class H1Connection {
     socket.on('end', () => this.#onEnd());
     socket.on('error', noop);
     socket.on('close', () => this.#onClose());
-    socket.on('drain', () => this.active?.onDrain());
+    socket.on('drain', () => {
+      if (this.active !== null) this.active.onDrain();
+      else if (this.#waiting.length > 0 || this.#upgrade !== null) this.next();
+      this.resumeReading();
+    });
   }
 
   #onHead(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    // Nothing more is taken on a connection that is closing (the rest of this read is not parsed).
+    if (this.#done || this.socket.destroyed) return -1;
     if (headers === undefined) {
       headers = this.#headerAcc;
       this.#headerAcc = [];
@@ -456,19 +506,32 @@ class H1Connection {
       this.#done = true;
       return 2;
     }
-    this.#receiving = req;
     const res = new H1Response(this, req);
     res.keepAlive = keepAlive;
-    if (this.active === null && this.#waiting.length === 0) this.#handOver(res);
+    if (major === 1 && minor >= 1 && !hasHost(headers)) {
+      // RFC 9112 §3.2 (node:http's requireHostHeader): a 400 in its turn, then the connection closes.
+      res.refuse = 'ERR_MISSING_HOST';
+      this.#done = true;
+      this.#waiting.push(res);
+      return -1;
+    }
+    this.#receiving = req;
+    if (this.active === null && this.#waiting.length === 0 && !this.socket.writableNeedDrain) this.#handOver(res);
     else {
       // Pipelined: waits for the responses before it.
       this.#waiting.push(res);
       if (this.#waiting.length >= PIPELINE_DEPTH) this.pauseReading();
     }
+    // A client that does not read its responses is not read either (as node:http).
+    if (this.socket.writableNeedDrain) this.pauseReading();
     return 0;
   }
 
   #handOver(res: H1Response): void {
+    if (res.refuse !== null) {
+      this.fail(res.refuse);
+      return;
+    }
     this.active = res;
     this.#current = res;
     this.keepAlive = res.keepAlive;
@@ -480,6 +543,18 @@ class H1Connection {
   #onData(d: Buffer): void {
     if (this.#done) return;
     const r = this.#parser.execute(d);
+    if (this.#upgrade !== null && this.#upgradeHead === null && typeof r === 'number') {
+      // llhttp stopped at the end of the upgrade's head: the rest is the tunnel's.
+      this.#upgradeHead = r < d.length ? d.subarray(r) : Buffer.alloc(0);
+      this.pauseReading();
+      if (this.active === null && this.#waiting.length === 0) this.#startUpgrade();
+      return;
+    }
+    if (this.#done) {
+      // Closing, or a refused request waits for its turn: nothing after it counts.
+      if (this.active === null && this.#waiting.length > 0) this.next();
+      return;
+    }
     if (typeof r !== 'number') {
       // Data after a `Connection: close` request: not ours to read.
       if (r.code === 'HPE_CLOSED_CONNECTION') {
@@ -487,12 +562,6 @@ class H1Connection {
         return;
       }
       this.fail(r.code ?? 'HPE_INTERNAL');
-      return;
-    }
-    if (this.#upgrade !== null && this.#upgradeHead === null) {
-      this.#upgradeHead = r < d.length ? d.subarray(r) : Buffer.alloc(0);
-      this.pauseReading();
-      if (this.active === null && this.#waiting.length === 0) this.#startUpgrade();
     }
   }
 
@@ -501,6 +570,12 @@ class H1Connection {
     if (this.socket.destroyed) return;
     this.#done = true;
     const active = this.active;
+    const cur = this.#current;
+    // The rest of a request already answered (its body being dropped) broke or timed out: no second answer.
+    if (active === null && cur !== null && cur.writableFinished && this.#receiving === cur.req) {
+      this.socket.destroy();
+      return;
+    }
     this.server.handlers.clientError(code, this.socket, active);
     this.socket.destroy();
   }
@@ -560,6 +635,8 @@ class H1Connection {
   /** @internal */
   next(): void {
     if (this.socket.destroyed || this.active !== null) return;
+    // Responses not yet taken by the client: the next request waits for 'drain'.
+    if (this.socket.writableNeedDrain) return;
     const res = this.#waiting.shift();
     if (res !== undefined) {
       this.#handOver(res);
@@ -593,8 +670,11 @@ class H1Connection {
     this.socket.pause();
   }
 
+  /** Every resume goes through here: reading stays stopped while any reason to stop holds. */
   resumeReading(): void {
-    if (!this.#paused || this.#upgrade !== null) return;
+    if (!this.#paused || this.#upgrade !== null || this.#waiting.length >= PIPELINE_DEPTH || this.socket.writableNeedDrain) return;
+    const r = this.#receiving;
+    if (r !== null && !r.roomForBody) return;
     this.#paused = false;
     this.socket.resume();
   }
@@ -610,8 +690,20 @@ class H1Connection {
     if (this.socket.destroyed || this.#upgrade !== null) return;
     if (this.headStart !== 0 && srv.headersTimeout > 0 && now - this.headStart > srv.headersTimeout) this.fail('ERR_HTTP_REQUEST_TIMEOUT');
     else if (this.requestStart !== 0 && srv.requestTimeout > 0 && now - this.requestStart > srv.requestTimeout) this.fail('ERR_HTTP_REQUEST_TIMEOUT');
-    else if (this.idleSince !== 0 && this.idle && srv.keepAliveTimeout > 0 && now - this.idleSince > srv.keepAliveTimeout) this.socket.destroy();
+    else if (this.idleSince !== 0 && this.idle && srv.keepAliveTimeout > 0 && now - this.idleSince > srv.keepAliveTimeout) {
+      // Idle counts from when the last response left for the client, not from end().
+      if (this.socket.writableLength > 0) this.idleSince = now;
+      else this.socket.destroy();
+    }
   }
+}
+
+function hasHost(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const n = headers[i]!;
+    if (n.length === 4 && (n === 'Host' || n === 'host' || n.toLowerCase() === 'host')) return true;
+  }
+  return false;
 }
 
 function nextInTurn(conn: H1Connection): void {
@@ -672,7 +764,7 @@ export class H1Server {
 
   listen(opts: ListenOptions, cb: () => void): this {
     this.#net.listen(opts, () => {
-      this.#timer ??= setInterval(() => this.#check(), CHECK_INTERVAL_MS).unref();
+      this.#timer ??= setInterval(() => this.sweep(performance.now()), CHECK_INTERVAL_MS).unref();
       cb();
     });
     return this;
@@ -712,15 +804,15 @@ export class H1Server {
   }
 
   closeIdleConnections(): void {
-    for (const c of this.conns) if (c.idle) c.socket.destroy();
+    for (const c of this.conns) if (c.idle && c.socket.writableLength === 0) c.socket.destroy();
   }
 
   closeAllConnections(): void {
     for (const c of this.conns) c.socket.destroy();
   }
 
-  #check(): void {
-    const now = performance.now();
+  /** Applies the timeouts as of `now` (performance.now() ms); runs every second, and from tests. */
+  sweep(now: number): void {
     for (const c of this.conns) c.check(now);
   }
 }
