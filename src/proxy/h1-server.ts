@@ -38,6 +38,11 @@ interface LlhttpParser {
   execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
   finish(): undefined | (Error & { code?: string });
   close(): void;
+  /** Reads the socket's handle in C++ (no JS 'data' event, no Readable in between), as node:http does. */
+  consume(handle: unknown): void;
+  unconsume(): void;
+  /** The read being parsed (a copy), from inside the kOnExecute callback. */
+  getCurrentBuffer(): Buffer;
   [k: number]: unknown;
 }
 interface LlhttpParserClass {
@@ -48,6 +53,7 @@ interface LlhttpParserClass {
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
   readonly kOnMessageComplete: number;
+  readonly kOnExecute: number;
 }
 const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass; methods: readonly string[] };
 const { HTTPParser } = common;
@@ -57,6 +63,7 @@ const K_ON_HEADERS = HTTPParser.kOnHeaders | 0;
 const K_ON_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete | 0;
 const K_ON_BODY = HTTPParser.kOnBody | 0;
 const K_ON_MESSAGE_COMPLETE = HTTPParser.kOnMessageComplete | 0;
+const K_ON_EXECUTE = HTTPParser.kOnExecute | 0;
 
 /** Bytes of request bodies buffered for requests not yet handed to the pipeline (or not read by it) before reading stops. */
 const PIPELINE_BUFFER_BYTES = 64 * 1024;
@@ -346,20 +353,8 @@ export class H1Response {
     }
     let prefix = this.#head ?? '';
     this.#head = null;
-    let ok: boolean;
-    if (this.#chunked) {
-      prefix += `${chunk.length.toString(16)}\r\n`;
-      s.cork();
-      s.write(prefix, 'latin1');
-      s.write(chunk);
-      ok = s.write('\r\n', 'latin1');
-      s.uncork();
-    } else if (prefix !== '') {
-      s.cork();
-      s.write(prefix, 'latin1');
-      ok = s.write(chunk);
-      s.uncork();
-    } else ok = s.write(chunk);
+    if (this.#chunked) prefix += `${chunk.length.toString(16)}\r\n`;
+    const ok = send(s, prefix, chunk, this.#chunked ? '\r\n' : '');
     if (!ok) this.#waitingDrain = true;
     return ok;
   }
@@ -384,11 +379,7 @@ export class H1Response {
       this.#head = null;
       if (body !== null && body.length > 0) {
         if (this.#chunked) out += `${body.length.toString(16)}\r\n`;
-        s.cork();
-        if (out !== '') s.write(out, 'latin1');
-        s.write(body);
-        if (this.#chunked) s.write('\r\n0\r\n\r\n', 'latin1');
-        s.uncork();
+        send(s, out, body, this.#chunked ? '\r\n0\r\n\r\n' : '');
       } else {
         if (this.#chunked) out += '0\r\n\r\n';
         if (out !== '') s.write(out, 'latin1');
@@ -437,6 +428,8 @@ class H1Connection {
   #upgrade: H1Request | null = null;
   #upgradeHead: Buffer | null = null;
   #paused = false;
+  /** The parser reads the socket's handle itself (parser.consume). */
+  #consumed = false;
   /** The client sent FIN. */
   #ended = false;
   // Timeout stamps (performance.now()); 0 = not running.
@@ -475,6 +468,14 @@ class H1Connection {
       r.endBody();
     };
     this.#parser = p;
+    // Reads go straight from the socket's handle into the parser (kOnExecute after each); the
+    // connection falls back to 'data' events for good the first time it has to stop reading.
+    const handle = (socket as Socket & { _handle?: { isStreamBase?: boolean } })._handle;
+    if (handle?.isStreamBase === true) {
+      p.consume(handle);
+      this.#consumed = true;
+      p[K_ON_EXECUTE] = (r: number | (Error & { code?: string })) => this.#afterExecute(r, null);
+    }
     socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
     socket.on('error', noop);
@@ -542,10 +543,15 @@ class H1Connection {
 
   #onData(d: Buffer): void {
     if (this.#done) return;
-    const r = this.#parser.execute(d);
+    this.#afterExecute(this.#parser.execute(d), d);
+  }
+
+  /** After a parser run over `d` (null: the consumed read, from getCurrentBuffer). */
+  #afterExecute(r: number | (Error & { code?: string }), d: Buffer | null): void {
     if (this.#upgrade !== null && this.#upgradeHead === null && typeof r === 'number') {
       // llhttp stopped at the end of the upgrade's head: the rest is the tunnel's.
-      this.#upgradeHead = r < d.length ? d.subarray(r) : Buffer.alloc(0);
+      const buf = d ?? this.#parser.getCurrentBuffer();
+      this.#upgradeHead = r < buf.length ? buf.subarray(r) : Buffer.alloc(0);
       this.pauseReading();
       if (this.active === null && this.#waiting.length === 0) this.#startUpgrade();
       return;
@@ -607,6 +613,7 @@ class H1Connection {
     const cur = this.#current;
     this.#current = null;
     if (cur !== null && cur.ctx !== null) cur.ctx.onClientClose();
+    this.#unconsume();
     setImmediate(closeParser, this.#parser);
   }
 
@@ -659,6 +666,7 @@ class H1Connection {
     s.removeAllListeners('close');
     s.removeAllListeners('drain');
     s.removeListener('error', noop);
+    this.#unconsume();
     setImmediate(closeParser, this.#parser);
     if (req.method === 'CONNECT') this.server.handlers.connect(req, s);
     else this.server.handlers.upgrade(req, s, head);
@@ -667,7 +675,15 @@ class H1Connection {
   pauseReading(): void {
     if (this.#paused) return;
     this.#paused = true;
+    this.#unconsume();
     this.socket.pause();
+  }
+
+  /** Back to JS reads ('data' events, which can be paused). */
+  #unconsume(): void {
+    if (!this.#consumed) return;
+    this.#consumed = false;
+    this.#parser.unconsume();
   }
 
   /** Every resume goes through here: reading stays stopped while any reason to stop holds. */
@@ -696,6 +712,27 @@ class H1Connection {
       else this.socket.destroy();
     }
   }
+}
+
+/** Bodies up to this size are copied behind their head into one buffer: one write call, no writev. */
+const COALESCE_BYTES = 16 * 1024;
+
+/** Writes prefix + chunk + suffix (prefix and suffix latin1, either may be '') as one write where small. */
+function send(s: Socket, prefix: string, chunk: Buffer, suffix: string): boolean {
+  if (prefix === '' && suffix === '') return s.write(chunk);
+  if (chunk.length <= COALESCE_BYTES) {
+    const out = Buffer.allocUnsafe(prefix.length + chunk.length + suffix.length);
+    let at = out.write(prefix, 0, 'latin1');
+    at += chunk.copy(out, at);
+    if (suffix !== '') out.write(suffix, at, 'latin1');
+    return s.write(out);
+  }
+  s.cork();
+  if (prefix !== '') s.write(prefix, 'latin1');
+  let ok = s.write(chunk);
+  if (suffix !== '') ok = s.write(suffix, 'latin1');
+  s.uncork();
+  return ok;
 }
 
 function hasHost(headers: readonly string[]): boolean {
