@@ -26,6 +26,9 @@ interface LlhttpParser {
   execute(data: Buffer): number | Error;
   finish(): undefined | Error;
   close(): void;
+  /** Reads the socket's handle in C++ (no JS 'data' event, no Readable in between). */
+  consume(handle: unknown): void;
+  unconsume(): void;
   [k: number]: unknown;
 }
 interface LlhttpParserClass {
@@ -36,12 +39,15 @@ interface LlhttpParserClass {
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
   readonly kOnMessageComplete: number;
+  readonly kOnExecute: number;
 }
 const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass };
 const K_ON_HEADERS = HTTPParser.kOnHeaders | 0;
 const K_ON_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete | 0;
 const K_ON_BODY = HTTPParser.kOnBody | 0;
 const K_ON_MESSAGE_COMPLETE = HTTPParser.kOnMessageComplete | 0;
+const K_ON_MESSAGE_BEGIN = HTTPParser.kOnMessageBegin | 0;
+const K_ON_EXECUTE = HTTPParser.kOnExecute | 0;
 
 /** undici's legacy dispatch handler, as the gateway's RequestContext implements it. */
 export interface H1Handler {
@@ -146,7 +152,8 @@ export class H1Client extends EventEmitter {
   #trailers: string[] | null = null;
   /** A parser callback ran while no response was expected: excess bytes (response splitting). */
   #excess = false;
-  #inExecute = false;
+  /** The parser reads the socket's handle itself (parser.consume). */
+  #consumed = false;
 
   // Timeouts: one deadline, checked by a timer that is re-armed lazily.
   #deadline = 0;
@@ -269,6 +276,7 @@ export class H1Client extends EventEmitter {
     s.on('connect', () => {
       if (this.#socket !== s) return;
       this.#connected = true;
+      this.#consume(s, p);
       this.emit('connect', this.origin, [this]);
       if (this.#handler !== null && this.#phase === CONNECTING) this.#write(s);
       else this.#deadline = 0;
@@ -307,6 +315,7 @@ export class H1Client extends EventEmitter {
   #releaseParser(): void {
     const p = this.#parser;
     if (p === null) return;
+    this.#unconsume();
     this.#parser = null;
     // Never freed from inside its own execute().
     setImmediate(closeParser, p);
@@ -353,6 +362,36 @@ export class H1Client extends EventEmitter {
     }
   }
 
+  /**
+   * Reads go straight from the socket's handle into the parser (kOnExecute after each), until
+   * the first pause: then 'data' events for the rest of the socket's life. Bytes that arrive
+   * when no response is due are still parsed first, then dropped with the socket (kOnMessageBegin
+   * marks them as excess), exactly as #onSocketData drops them unparsed.
+   */
+  #consume(s: Socket, p: LlhttpParser): void {
+    const handle = (s as Socket & { _handle?: { isStreamBase?: boolean } })._handle;
+    if (handle?.isStreamBase !== true || this.#parser !== p) return;
+    p[K_ON_MESSAGE_BEGIN] = () => {
+      if (this.#parser === p && (this.#handler === null || this.#phase < HEADERS || this.#completePending)) this.#excess = true;
+    };
+    p[K_ON_EXECUTE] = (r: number | Error) => {
+      if (this.#socket !== s || this.#parser !== p) return;
+      if (this.#handler === null || this.#phase < HEADERS) {
+        this.#dropSocket(s);
+        return;
+      }
+      this.#afterRun(s, r);
+    };
+    p.consume(handle);
+    this.#consumed = true;
+  }
+
+  #unconsume(): void {
+    if (!this.#consumed) return;
+    this.#consumed = false;
+    this.#parser?.unconsume();
+  }
+
   #onSocketData(s: Socket, d: Buffer): void {
     if (this.#handler === null || this.#phase < HEADERS || this.#completePending) {
       // A byte on an idle socket (or after a complete response): never parsed as a response.
@@ -360,9 +399,11 @@ export class H1Client extends EventEmitter {
       return;
     }
     const p = this.#parser!;
-    this.#inExecute = true;
-    const r = p.execute(d);
-    this.#inExecute = false;
+    this.#afterRun(s, p.execute(d));
+  }
+
+  /** After a parser run (from 'data', or kOnExecute for a consumed handle). */
+  #afterRun(s: Socket, r: number | Error): void {
     if (this.#socket !== s) {
       // Dropped during the run (aborted or failed from a callback); a late complete is still delivered.
       if (this.#completePending && !this.#paused && this.#handler !== null) this.#complete();
@@ -647,6 +688,8 @@ export class H1Client extends EventEmitter {
   #pause(): void {
     this.#paused = true;
     this.#deadline = 0; // a client slow to read is not a slow upstream (server.write_timeout covers it)
+    // A consumed handle cannot be paused: back to 'data' events, which can.
+    this.#unconsume();
     this.#socket?.pause();
   }
 
