@@ -423,3 +423,17 @@ test('a body shorter or longer than its content-length closes the connection ins
     assert.equal(r.text, '', `${path}: no partial response is passed off as a whole one`);
   }
 });
+
+test('writeHeadParsed (headers that came out of llhttp) writes what writeHead writes', async (t) => {
+  const headers = ['content-type', 'text/plain', 'x-a', 'tab\there ÿ', 'content-length', '2'];
+  const { port } = await start((req, res) => {
+    if (req.url === '/parsed') res.writeHeadParsed(200, headers);
+    else res.writeHead(200, headers);
+    res.end(Buffer.from('ok'));
+  }, t);
+  const strip = (x: string) => x.replace(/date: [^\r]*\r\n/, '');
+  const a = await exchange(port, 'GET /checked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const b = await exchange(port, 'GET /parsed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.equal(strip(b.text), strip(a.text));
+  assert.match(a.text, /x-a: tab\there ÿ\r\n/);
+});

@@ -260,6 +260,21 @@ export class H1Response {
 
   /** Headers as a flat [name, value, ...] list, names lower-case. Throws ERR_INVALID_CHAR / ERR_INVALID_HTTP_TOKEN like node:http. */
   writeHead(status: number, headers: readonly string[]): this {
+    return this.#writeHead(status, headers, true);
+  }
+
+  /**
+   * writeHead for a list whose every name and value came out of llhttp (the upstream
+   * response's headers, the request's x-request-id) or is the gateway's own constant
+   * or config-checked name: llhttp in strict mode admits exactly the characters
+   * writeHead's checks do (tokens for names; HTAB, SP..~ and 0x80..0xFF in values),
+   * so the checks are not run twice.
+   */
+  writeHeadParsed(status: number, headers: readonly string[]): this {
+    return this.#writeHead(status, headers, false);
+  }
+
+  #writeHead(status: number, headers: readonly string[], check: boolean): this {
     if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
     const conn = this.#conn;
     const req = this.req;
@@ -271,8 +286,8 @@ export class H1Response {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const value = headers[i + 1]!;
-      if (!TOKEN.test(name)) throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), { code: 'ERR_INVALID_HTTP_TOKEN' });
-      if (INVALID_VALUE.test(value)) throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), { code: 'ERR_INVALID_CHAR' });
+      if (check && !TOKEN.test(name)) throw Object.assign(new TypeError(`Header name must be a valid HTTP token ["${name}"]`), { code: 'ERR_INVALID_HTTP_TOKEN' });
+      if (check && INVALID_VALUE.test(value)) throw Object.assign(new TypeError(`Invalid character in header content ["${name}"]`), { code: 'ERR_INVALID_CHAR' });
       switch (name.length) {
         case 4:
           if (name.toLowerCase() === 'date') date = true;

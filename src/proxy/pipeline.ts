@@ -576,7 +576,9 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.status = statusCode;
     const res = this.res;
     if (res.destroyed) return false;
-    res.writeHead(statusCode, out);
+    // Every name and value here went through llhttp (undici's or the lean client's) or is the gateway's own.
+    if (res instanceof H1Response) res.writeHeadParsed(statusCode, out);
+    else res.writeHead(statusCode, out);
     if (rinfo.contentLength === -1 || rinfo.eventStream) {
       // Streams: headers go out in this tick, not with the first chunk whenever
       // that comes. If the first chunk arrived in the same read it is written
