@@ -119,7 +119,7 @@ describe('restartRequiredIssues (reload of keys applied only at start)', () => {
   });
 
   it('names each changed key: listen, admin.listen, admin.token_env, state_dir, workers, server.engine', () => {
-    const next = config('listen: "127.0.0.1:8001"\nadmin:\n  listen: "[::1]:9902"\n  token_env: OTHER_TOKEN\nstate_dir: /tmp/elsewhere\nworkers: 2\nserver: { engine: lean }\n');
+    const next = config('listen: "127.0.0.1:8001"\nadmin:\n  listen: "[::1]:9902"\n  token_env: OTHER_TOKEN\nstate_dir: /tmp/elsewhere\nworkers: 2\nserver: { engine: node }\n');
     const issues = restartRequiredIssues(running, next, 'gw.yaml');
     assert.deepEqual(issues.map((i) => i.path), ['listen', 'admin.listen', 'admin.token_env', 'state_dir', 'workers', 'server.engine']);
     assert.equal(

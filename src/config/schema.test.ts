@@ -89,7 +89,7 @@ describe('validateConfig', () => {
       idleTimeoutMs: 4_000,
       maxConnectionsPerEndpoint: 0,
       bufferBodyBytes: 65_536,
-      client: 'undici',
+      client: 'lean',
     });
     assert.deepEqual(c.health, {
       probeIntervalMs: 2_000,
@@ -109,13 +109,13 @@ describe('validateConfig', () => {
       requestTimeoutMs: 60_000,
       idleTimeoutMs: 75_000,
       writeTimeoutMs: 60_000,
-      engine: 'node',
+      engine: 'lean',
     });
   });
 
   it('server: limits toward clients, refused with the key path when out of range', () => {
     const c = ok({ ...minimal, server: { max_connections: 100, request_header_timeout: '5s', request_timeout: 0, idle_timeout: '30s', write_timeout: '10s' } });
-    assert.deepEqual(c.server, { maxConnections: 100, requestHeaderTimeoutMs: 5_000, requestTimeoutMs: 0, idleTimeoutMs: 30_000, writeTimeoutMs: 10_000, engine: 'node' });
+    assert.deepEqual(c.server, { maxConnections: 100, requestHeaderTimeoutMs: 5_000, requestTimeoutMs: 0, idleTimeoutMs: 30_000, writeTimeoutMs: 10_000, engine: 'lean' });
     const issues = bad({ ...minimal, server: { max_connections: 0, request_header_timeout: 0, idle_timeout: '2h', write_tmeout: '1s' } });
     const paths = issues.map((i) => i.path);
     for (const p of ['server.max_connections', 'server.request_header_timeout', 'server.idle_timeout', 'server.write_tmeout']) assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
@@ -123,20 +123,20 @@ describe('validateConfig', () => {
     assert.match(order[0]!.message, /must not exceed server.request_timeout/);
   });
 
-  it('upstream.client: undici (default) or lean; anything else refused with the key path', () => {
+  it('upstream.client: lean (default) or undici; anything else refused with the key path', () => {
     assert.equal(ok({ ...minimal, upstream: { client: 'lean' } }).upstream.client, 'lean');
     assert.equal(ok({ ...minimal, upstream: { client: 'undici' } }).upstream.client, 'undici');
-    assert.equal(ok({ ...minimal, upstream: {} }).upstream.client, 'undici');
+    assert.equal(ok({ ...minimal, upstream: {} }).upstream.client, 'lean');
     for (const bad_ of ['node', 'LEAN', 1, true]) {
       const issues = bad({ ...minimal, upstream: { client: bad_ } });
       assert.ok(issues.some((i) => i.path === 'upstream.client'), JSON.stringify(issues));
     }
   });
 
-  it('server.engine: node (default) or lean; anything else refused with the key path', () => {
+  it('server.engine: lean (default) or node; anything else refused with the key path', () => {
     assert.equal(ok({ ...minimal, server: { engine: 'lean' } }).server.engine, 'lean');
     assert.equal(ok({ ...minimal, server: { engine: 'node' } }).server.engine, 'node');
-    assert.equal(ok({ ...minimal, server: {} }).server.engine, 'node');
+    assert.equal(ok({ ...minimal, server: {} }).server.engine, 'lean');
     for (const bad_ of ['undici', 'LEAN', 1, true]) {
       const issues = bad({ ...minimal, server: { engine: bad_ } });
       assert.ok(issues.some((i) => i.path === 'server.engine'), JSON.stringify(issues));

@@ -62,7 +62,7 @@ export const DEFAULT_UPSTREAM: UpstreamConfig = {
   idleTimeoutMs: 4_000,
   maxConnectionsPerEndpoint: 0,
   bufferBodyBytes: 65_536,
-  client: 'undici',
+  client: 'lean',
 };
 
 export const DEFAULT_HEALTH: HealthConfig = {
@@ -81,7 +81,7 @@ export const DEFAULT_SERVER: ServerConfig = {
   requestTimeoutMs: 60_000,
   idleTimeoutMs: 75_000,
   writeTimeoutMs: 60_000,
-  engine: 'node',
+  engine: 'lean',
 };
 
 /**
