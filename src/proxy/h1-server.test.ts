@@ -437,3 +437,27 @@ test('writeHeadParsed (headers that came out of llhttp) writes what writeHead wr
   assert.equal(strip(b.text), strip(a.text));
   assert.match(a.text, /x-a: tab\there ÿ\r\n/);
 });
+
+test('after a response that closes the connection, what the client still sends is neither handed over nor timed out', async (t) => {
+  const big = Buffer.alloc(8 << 20, 'a');
+  let ended = false;
+  const { server, port, seen } = await start((_req, res) => {
+    res.writeHead(200, ['content-length', String(big.length), 'connection', 'close']);
+    res.end(big);
+    ended = true;
+  }, t);
+  const s = connect(port, '127.0.0.1');
+  t.after(() => s.destroy());
+  await new Promise((r) => s.once('connect', r));
+  s.pause(); // a slow reader: the closing response stays in the server's buffer
+  s.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+  while (!ended) await new Promise((r) => setImmediate(r));
+  const [conn] = [...server.conns];
+  assert.ok(conn !== undefined);
+  await new Promise<void>((r) => s.write('GET /b HTTP/1.1\r\nHost: x\r\n\r\n', () => r()));
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  server.sweep(performance.now() + 120_000);
+  assert.deepEqual(seen.requests.map((q) => q.url), ['/a']);
+  assert.deepEqual(seen.errors, [], 'no request timeout for bytes after the closing response');
+  assert.equal(conn.socket.destroyed, false, 'the response still goes out whole');
+});

@@ -459,6 +459,8 @@ class H1Connection {
     const p = new HTTPParser();
     p.initialize(HTTPParser.REQUEST, {}, server.maxHeaderSize, 0);
     p[K_ON_MESSAGE_BEGIN] = () => {
+      // Nothing after #done is a request (in consume mode llhttp still parses what arrives).
+      if (this.#done) return;
       const now = performance.now();
       this.headStart = now;
       this.requestStart = now;
@@ -504,7 +506,11 @@ class H1Connection {
 
   #onHead(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
     // Nothing more is taken on a connection that is closing (the rest of this read is not parsed).
-    if (this.#done || this.socket.destroyed) return -1;
+    if (this.#done || this.socket.destroyed) {
+      this.headStart = 0;
+      this.requestStart = 0;
+      return -1;
+    }
     if (headers === undefined) {
       headers = this.#headerAcc;
       this.#headerAcc = [];

@@ -500,6 +500,55 @@ test('a second final response inside one read while the body is paused is not de
   await closeServer(s.server, s.conns);
 });
 
+test('bytes read while a response was paused are never the response of a request dispatched from its onComplete', { timeout: 20_000 }, async () => {
+  let conn0: Socket | null = null;
+  const s = await rawServer((r) => {
+    if (r.conn === 0 && r.index === 0) {
+      conn0 = r.socket;
+      r.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234');
+    } else if (r.conn !== 0) r.socket.write(ok('GOOD'));
+    // conn 0's second request is never answered.
+  });
+  const c = new H1Client(s.origin, { headersTimeout: 5000 });
+  const second = await new Promise<Result>((resolve) => {
+    const parts: Buffer[] = [];
+    let resume: () => void = () => {};
+    let paused = false;
+    c.dispatch(
+      { path: '/', method: 'GET', headers: ['host', 'upstream'], body: null },
+      {
+        onHeaders(_status, _headers, res) {
+          resume = res;
+          return true;
+        },
+        onData(chunk) {
+          parts.push(chunk);
+          if (paused) return true;
+          paused = true;
+          // While paused (reading falls back to 'data' events): the rest of the body, then, in a read of
+          // its own, a stray response; both wait in the socket's buffer until resume().
+          const turns = async () => {
+            for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+          };
+          conn0!.write('56789', () => void turns().then(() => conn0!.write(ok('EVIL'), () => void turns().then(resume))));
+          return false;
+        },
+        // As the endpoint does: the next waiter gets the connection inside onComplete.
+        onComplete: () => {
+          assert.equal(Buffer.concat(parts).toString(), '0123456789');
+          void send(c).then(resolve);
+        },
+        onError: (err) => assert.fail(err),
+      },
+    );
+  });
+  assert.equal(second.error, null);
+  assert.equal(second.body, 'GOOD', 'the stray bytes went with the old socket');
+  assert.equal(s.conns.length, 2);
+  await c.destroy();
+  await closeServer(s.server, s.conns);
+});
+
 test('abort mid-response: UND_ERR_ABORTED, the socket is closed', async () => {
   const s = await rawServer((r) => r.socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc'));
   const c = new H1Client(s.origin);

@@ -92,6 +92,11 @@ function codedError(message: string, code: string, name: string): CodedError {
 
 function ignoreError(): void {}
 
+/** Bytes or a FIN that the socket read but nobody parsed yet (buffered while paused). */
+function unreadInput(s: Socket): boolean {
+  return s.readableLength > 0 || (s as Socket & { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+}
+
 function closeParser(p: LlhttpParser): void {
   p.close();
 }
@@ -227,7 +232,7 @@ export class H1Client extends EventEmitter {
     handler.onConnect?.(this.#abort);
     if (this.#handler !== handler) return true; // aborted in onConnect
     const s = this.#socket;
-    if (s !== null && this.#connected && !this.#excess && !s.destroyed && s.readyState === 'open' && performance.now() < this.#reuseUntil) {
+    if (s !== null && this.#connected && !this.#excess && !s.destroyed && s.readyState === 'open' && !unreadInput(s) && performance.now() < this.#reuseUntil) {
       this.#write(s);
     } else {
       if (s !== null) this.#dropSocket(s);
@@ -732,7 +737,9 @@ export class H1Client extends EventEmitter {
     this.#completePending = false;
     this.#deadline = 0;
     if (s !== null && this.#socket === s) {
-      if (!this.#keepAlive || this.#excess || this.#reuseUntil === 0) this.#dropSocket(s);
+      // Bytes (or a FIN) read from the kernel but not parsed while the response was paused came
+      // before any later request could be written: excess, never the next response.
+      if (!this.#keepAlive || this.#excess || this.#reuseUntil === 0 || unreadInput(s)) this.#dropSocket(s);
       else if (s.isPaused()) s.resume(); // an idle socket must see the server's FIN or stray bytes
     }
     const trailers = this.#trailerList();
