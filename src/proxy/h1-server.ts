@@ -28,42 +28,22 @@
 //   ever parsed.
 // - Header names and values written are checked as node:http checks them
 //   (a CR or LF in a value throws ERR_INVALID_CHAR and writes nothing).
-import { createRequire } from 'node:module';
 import { maxHeaderSize as nodeMaxHeaderSize, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type ListenOptions, type Server as NetServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import {
+  closeParser,
+  HTTPParser,
+  K_ON_BODY,
+  K_ON_EXECUTE,
+  K_ON_HEADERS,
+  K_ON_HEADERS_COMPLETE,
+  K_ON_MESSAGE_BEGIN,
+  K_ON_MESSAGE_COMPLETE,
+  METHODS,
+  type LlhttpParser,
+} from '../core/llhttp.ts';
 
-interface LlhttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
-  execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
-  finish(): undefined | (Error & { code?: string });
-  close(): void;
-  /** Reads the socket's handle in C++ (no JS 'data' event, no Readable in between), as node:http does. */
-  consume(handle: unknown): void;
-  unconsume(): void;
-  /** The read being parsed (a copy), from inside the kOnExecute callback. */
-  getCurrentBuffer(): Buffer;
-  [k: number]: unknown;
-}
-interface LlhttpParserClass {
-  new (): LlhttpParser;
-  readonly REQUEST: number;
-  readonly kOnMessageBegin: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kOnExecute: number;
-}
-const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass; methods: readonly string[] };
-const { HTTPParser } = common;
-const METHODS = common.methods;
-const K_ON_MESSAGE_BEGIN = HTTPParser.kOnMessageBegin | 0;
-const K_ON_HEADERS = HTTPParser.kOnHeaders | 0;
-const K_ON_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete | 0;
-const K_ON_BODY = HTTPParser.kOnBody | 0;
-const K_ON_MESSAGE_COMPLETE = HTTPParser.kOnMessageComplete | 0;
-const K_ON_EXECUTE = HTTPParser.kOnExecute | 0;
 
 /** Bytes of request bodies buffered for requests not yet handed to the pipeline (or not read by it) before reading stops. */
 const PIPELINE_BUFFER_BYTES = 64 * 1024;
@@ -766,10 +746,6 @@ function hasHost(headers: readonly string[]): boolean {
 
 function nextInTurn(conn: H1Connection): void {
   conn.next();
-}
-
-function closeParser(p: LlhttpParser): void {
-  p.close();
 }
 
 function noop(): void {}

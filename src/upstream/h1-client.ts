@@ -17,37 +17,20 @@
 // complete response (response splitting) destroy the socket and are never
 // parsed as a response to a later request.
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import {
+  closeParser,
+  HTTPParser,
+  K_ON_BODY,
+  K_ON_EXECUTE,
+  K_ON_HEADERS,
+  K_ON_HEADERS_COMPLETE,
+  K_ON_MESSAGE_BEGIN,
+  K_ON_MESSAGE_COMPLETE,
+  type LlhttpParser,
+} from '../core/llhttp.ts';
 
-interface LlhttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): undefined | Error;
-  close(): void;
-  /** Reads the socket's handle in C++ (no JS 'data' event, no Readable in between). */
-  consume(handle: unknown): void;
-  unconsume(): void;
-  [k: number]: unknown;
-}
-interface LlhttpParserClass {
-  new (): LlhttpParser;
-  readonly RESPONSE: number;
-  readonly kOnMessageBegin: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kOnExecute: number;
-}
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass };
-const K_ON_HEADERS = HTTPParser.kOnHeaders | 0;
-const K_ON_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete | 0;
-const K_ON_BODY = HTTPParser.kOnBody | 0;
-const K_ON_MESSAGE_COMPLETE = HTTPParser.kOnMessageComplete | 0;
-const K_ON_MESSAGE_BEGIN = HTTPParser.kOnMessageBegin | 0;
-const K_ON_EXECUTE = HTTPParser.kOnExecute | 0;
 
 /** undici's legacy dispatch handler, as the gateway's RequestContext implements it. */
 export interface H1Handler {
@@ -97,9 +80,6 @@ function unreadInput(s: Socket): boolean {
   return s.readableLength > 0 || (s as Socket & { _readableState?: { ended?: boolean } })._readableState?.ended === true;
 }
 
-function closeParser(p: LlhttpParser): void {
-  p.close();
-}
 
 const socketClosed = (): CodedError => codedError('other side closed', 'UND_ERR_SOCKET', 'SocketError');
 const INVALID_PATH = /[^\u0021-\u00ff]/;
