@@ -19,10 +19,7 @@ test('lean server: small POST, keep-alive GETs, local replies', async (t) => {
   assert.ok(s.gw.server instanceof H1Server, 'server.engine: lean builds an H1Server');
   const r = await sendJson(`${s.url}/llm/v1/chat?x=1`, { prompt: 'hi' });
   assert.equal(r.status, 200);
-  const body = JSON.parse(r.body);
-  assert.equal(body.app, 'llm');
-  assert.equal(body.query, 'x=1');
-  assert.equal(body.request_id, r.headers['x-request-id']);
+  assert.equal(JSON.parse(r.body).request_id, r.headers['x-request-id']);
   for (let i = 0; i < 5; i++) assert.equal((await send(`${s.url}/llm`)).status, 200);
   const routes = await send(`${s.url}/-/routes`);
   assert.equal(routes.status, 200);
