@@ -796,6 +796,7 @@ export class H1Client extends EventEmitter {
     if (phase === CONNECTING && s !== null) {
       // Counts as a connection error for the endpoint's listeners.
       this.#socket = null;
+      this.#releaseParser();
       this.#connected = false;
       s.destroy();
       this.emit('connectionError', this.origin, [this], err);
