@@ -403,7 +403,15 @@ describe('Gateway API mode: KubeRay incremental upgrade through serve-gateway, r
       const leader = await until('exactly one replica writes status', REACT_MS, leaderOf);
       const follower = leader === a ? b : a;
       // A route edit: only the leader writes the new observedGeneration.
-      const bump = async () => (await api.updateSpec('httproutes', 'missing-backend', (spec) => ({ ...spec, rules: [{ backendRefs: [{ name: 'not-there', port: 8000, weight: 1 + Math.floor(Math.random() * 50) }] }] }))).metadata!.generation!;
+      // Always a different weight than the one there now, so every edit bumps the generation
+      // (a random weight equal to the last one left the spec, and the generation, unchanged).
+      const bump = async () =>
+        (
+          await api.updateSpec('httproutes', 'missing-backend', (spec) => {
+            const now = Number(spec?.rules?.[0]?.backendRefs?.[0]?.weight ?? 0);
+            return { ...spec, rules: [{ backendRefs: [{ name: 'not-there', port: 8000, weight: (now % 50) + 1 }] }] };
+          })
+        ).metadata!.generation!;
       const gen1 = await bump();
       await until('the edit acknowledged', REACT_MS, async () => (await api.get('httproutes', 'missing-backend')).status.parents[0].conditions.every((c: { observedGeneration: number }) => c.observedGeneration === gen1));
       assert.ok((await report(leader))['status_writes'] > 0);
