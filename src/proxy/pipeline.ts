@@ -103,7 +103,7 @@ export const SERVER_CLASSES: ServerOptions = {
 export class RequestPipeline {
   readonly deps: ProxyDeps;
   readonly counters = new ProxyCounters();
-  /** Bound once: the node:http 'request' listener. */
+  /** Bound once: the data-plane server's request handler (the lean server's or node:http's 'request'). */
   readonly handle: (req: DownstreamRequest, res: DownstreamResponse) => void;
 
   constructor(deps: ProxyDeps) {
