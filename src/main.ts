@@ -18,7 +18,7 @@ import { PermitTable } from './admission/permits.ts';
 import { WorkerPool } from './workers/pool.ts';
 import { applyServerLimits, createDataServer, listenData, type DataServer } from './proxy/data-server.ts';
 import { UpgradeHandler } from './proxy/upgrade.ts';
-import { BufferedLineSink, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
+import { LineBatch, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
 import { FileStateStore, type TrafficStore } from './control/state-store.ts';
@@ -725,7 +725,7 @@ export class Gateway {
  * at least every second (call stop() at exit to write the rest).
  */
 export function stdoutAccessLog(): { accessLog: AccessLog; stop(): void } {
-  const sink = new BufferedLineSink(process.stdout);
+  const sink = new LineBatch(process.stdout);
   const timer = setInterval(() => sink.flush(), 1000);
   timer.unref();
   return {

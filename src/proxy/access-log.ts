@@ -1,10 +1,12 @@
 // One access-log line per finished request (sampled for successes, always for
-// local replies and 5xx). The production path builds the JSON line by hand
-// (the entry has a fixed shape) and batches lines into large writes: a pino
-// line through sonic-boom measured 2.1–2.8 µs, this path about 0.3 µs
-// (bench/features.ts), which is the difference between logging every request
-// and having to sample. Lines keep pino's layout (level 30, time in ms, name),
-// so the same tools read both logs.
+// local replies and 5xx). The production path encodes each line straight into
+// a batch buffer as bytes (the entry has a fixed shape): no string per line, no
+// rope to flatten, no string-to-bytes conversion at write time. Batches are
+// written when they reach `flushBytes` and whenever flush() is called (the
+// caller runs it on a timer and at exit). Lines keep pino's layout (level 30,
+// time in ms, name), so the same tools read both logs. Measured costs are in
+// docs/benchmarks.md (a pino line through sonic-boom 2.1–2.8 µs; this path is
+// a fraction of that, which is what lets the gateway log every request).
 
 export interface AccessLog {
   log(
@@ -21,92 +23,183 @@ export interface AccessLog {
   ): void;
 }
 
-export interface LineSink {
-  write(line: string): unknown;
-}
-
-export interface WritableLike {
-  write(chunk: string): unknown;
+/** Where batches go: process.stdout, a file stream, a test's collector. */
+export interface ByteOutput {
+  write(chunk: Buffer): unknown;
   readonly writableLength: number;
 }
 
 /**
- * Collects lines and writes them in batches of `flushBytes` (and whenever
- * flush() is called — the caller runs it on a timer and at exit). When the
+ * Batches encoded lines into one buffer and writes it as one chunk. When the
  * output cannot keep up (more than `maxPendingBytes` queued in it), lines are
- * dropped and counted rather than held without bound.
+ * dropped and counted rather than held without bound. The buffer is reused
+ * when the output took the last chunk synchronously (nothing left queued, as
+ * for a file or a pipe with room); otherwise the output keeps it and a new one
+ * is allocated.
  */
-export class BufferedLineSink implements LineSink {
-  #parts: string[] = [];
-  #chars = 0;
+export class LineBatch {
+  buf: Buffer;
+  pos = 0;
   dropped = 0;
-  readonly #out: WritableLike;
-  readonly #flushChars: number;
+  readonly #out: ByteOutput;
+  readonly #flushBytes: number;
   readonly #maxPending: number;
 
-  constructor(out: WritableLike, flushBytes = 64 * 1024, maxPendingBytes = 8 * 1024 * 1024) {
+  constructor(out: ByteOutput, flushBytes = 64 * 1024, maxPendingBytes = 8 * 1024 * 1024) {
     this.#out = out;
-    this.#flushChars = flushBytes;
+    this.#flushBytes = flushBytes;
     this.#maxPending = maxPendingBytes;
+    this.buf = Buffer.allocUnsafe(flushBytes + 4096);
   }
 
-  write(line: string): void {
+  /**
+   * Makes room for a line of at most `maxBytes`; false when the line is to be
+   * dropped. The caller then writes at `buf`/`pos` and calls end().
+   */
+  begin(maxBytes: number): boolean {
     if (this.#out.writableLength > this.#maxPending) {
       this.dropped++;
-      return;
+      return false;
     }
-    this.#parts.push(line);
-    this.#chars += line.length;
-    if (this.#chars >= this.#flushChars) this.flush();
+    if (this.pos + maxBytes > this.buf.length) {
+      this.flush();
+      if (maxBytes > this.buf.length) this.buf = Buffer.allocUnsafe(maxBytes);
+    }
+    return true;
+  }
+
+  end(): void {
+    if (this.pos >= this.#flushBytes) this.flush();
   }
 
   flush(): void {
-    if (this.#parts.length === 0) return;
-    const text = this.#parts.join('');
-    this.#parts = [];
-    this.#chars = 0;
-    this.#out.write(text);
+    if (this.pos === 0) return;
+    const chunk = this.buf.subarray(0, this.pos);
+    this.pos = 0;
+    this.#out.write(chunk);
+    if (this.#out.writableLength > 0) this.buf = Buffer.allocUnsafe(Math.max(this.#flushBytes + 4096, this.buf.length));
   }
 }
 
-/** JSON lines to a (buffered) sink, e.g. pino.destination({ sync: false, minLength }). */
+/** JSON lines into a LineBatch (pino's layout, one object per line). */
 export class JsonLineAccessLog implements AccessLog {
-  readonly #sink: LineSink;
-  readonly #prefix: string;
+  readonly #batch: LineBatch;
+  readonly #prefix: Buffer;
 
-  constructor(sink: LineSink, name = 'serve-gateway') {
-    this.#sink = sink;
-    this.#prefix = `,"pid":${process.pid},"name":${JSON.stringify(name)},"kind":"access","req_id":`;
+  constructor(batch: LineBatch, name = 'serve-gateway') {
+    this.#batch = batch;
+    this.#prefix = Buffer.from(`,"pid":${process.pid},"name":${JSON.stringify(name)},"kind":"access","req_id":`);
   }
 
   log(requestId: string, method: string, path: string, app: string, cluster: string, status: number, flag: string, attempts: number, durationMs: number, ttfbMs: number): void {
-    // app, cluster and flag are config-validated names; client-controlled strings are escaped
-    // (JSON.stringify only when they hold something to escape). Durations are formatted from
-    // integer hundredths: the same text as round2(ms) would print, without double-to-string.
-    this.#sink.write(
-      '{"level":30,"time":' + Date.now() + this.#prefix + jsonString(requestId) + ',"method":' + jsonString(method) + ',"path":' + jsonString(path) +
-        ',"app":"' + app + '","cluster":"' + cluster + '","status":' + status + ',"flag":"' + flag + '","attempts":' + attempts +
-        ',"duration_ms":' + hundredths(durationMs) + ',"ttfb_ms":' + (ttfbMs < 0 ? 'null' : hundredths(ttfbMs)) + '}\n',
-    );
+    const batch = this.#batch;
+    // Each string takes at most 6 bytes per UTF-16 unit once escaped (\uXXXX), plus its quotes.
+    const max = FIXED_BYTES + this.#prefix.length + 6 * (requestId.length + method.length + path.length + app.length + cluster.length + flag.length);
+    if (!batch.begin(max)) return;
+    const b = batch.buf;
+    let p = copyIn(b, batch.pos, LEVEL_TIME);
+    p = writeUint(b, p, Date.now());
+    p = copyIn(b, p, this.#prefix);
+    p = writeJsonString(b, p, requestId);
+    p = copyIn(b, p, K_METHOD);
+    p = writeJsonString(b, p, method);
+    p = copyIn(b, p, K_PATH);
+    p = writeJsonString(b, p, path);
+    p = copyIn(b, p, K_APP);
+    p = writeJsonString(b, p, app);
+    p = copyIn(b, p, K_CLUSTER);
+    p = writeJsonString(b, p, cluster);
+    p = copyIn(b, p, K_STATUS);
+    p = writeUint(b, p, status);
+    p = copyIn(b, p, K_FLAG);
+    p = writeJsonString(b, p, flag);
+    p = copyIn(b, p, K_ATTEMPTS);
+    p = writeUint(b, p, attempts);
+    p = copyIn(b, p, K_DURATION);
+    p = writeHundredths(b, p, durationMs);
+    p = copyIn(b, p, K_TTFB);
+    p = ttfbMs < 0 ? copyIn(b, p, NULL) : writeHundredths(b, p, ttfbMs);
+    p = copyIn(b, p, LINE_END);
+    batch.pos = p;
+    batch.end();
   }
 }
 
-/** Printable ASCII other than `"` and `\`: such a string is its own JSON body. */
-const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const LEVEL_TIME = Buffer.from('{"level":30,"time":');
+const K_METHOD = Buffer.from(',"method":');
+const K_PATH = Buffer.from(',"path":');
+const K_APP = Buffer.from(',"app":');
+const K_CLUSTER = Buffer.from(',"cluster":');
+const K_STATUS = Buffer.from(',"status":');
+const K_FLAG = Buffer.from(',"flag":');
+const K_ATTEMPTS = Buffer.from(',"attempts":');
+const K_DURATION = Buffer.from(',"duration_ms":');
+const K_TTFB = Buffer.from(',"ttfb_ms":');
+const NULL = Buffer.from('null');
+const LINE_END = Buffer.from('}\n');
+/** The keys (117 bytes), two quotes per string and five numbers of ≤ 24 characters each, with room to spare. */
+const FIXED_BYTES = 320;
 
-function jsonString(s: string): string {
-  return JSON_SAFE.test(s) ? '"' + s + '"' : JSON.stringify(s);
+function copyIn(b: Buffer, p: number, src: Buffer): number {
+  b.set(src, p);
+  return p + src.length;
 }
 
-/** round2(ms) as JSON text, from integers (ms ≥ 0). */
-export function hundredths(ms: number): string {
+/** Printable ASCII other than `"` and `\\`: such a string is its own JSON body. */
+const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * A JSON string: printable ASCII other than `"` and `\\` is copied as is; anything else (quotes,
+ * controls, non-ASCII, lone surrogates) goes through JSON.stringify and UTF-8.
+ */
+export function writeJsonString(b: Buffer, p: number, s: string): number {
+  if (!JSON_SAFE.test(s)) return p + b.write(JSON.stringify(s), p, 'utf8');
+  b[p] = 0x22;
+  p += 1 + b.write(s, p + 1, 'latin1');
+  b[p] = 0x22;
+  return p + 1;
+}
+
+/** A non-negative safe integer in decimal (anything else as String(n) would print it). */
+export function writeUint(b: Buffer, p: number, n: number): number {
+  if (n >= 0 && n < 1e9 && (n | 0) === n) return writeSmall(b, p, n, 0);
+  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n)) return p + b.write(String(n), p, 'latin1');
+  // Two int32 halves: the digits above 1e9, then the lower nine with leading zeros.
+  const hi = Math.floor(n / 1e9);
+  return writeSmall(b, writeUint(b, p, hi), n - hi * 1e9, 9);
+}
+
+/** 0 ≤ n < 1e9 in decimal, padded with zeros to `width` digits; int32 arithmetic only. */
+function writeSmall(b: Buffer, p: number, n: number, width: number): number {
+  let digits = 1;
+  for (let t = n; t >= 10; t = (t / 10) | 0) digits++;
+  if (digits < width) digits = width;
+  let q = p + digits;
+  let t = n;
+  while (q > p) {
+    const next = (t / 10) | 0;
+    b[--q] = 0x30 + t - next * 10;
+    t = next;
+  }
+  return p + digits;
+}
+
+/** round2(ms) as JSON text, from integers (ms ≥ 0): the same text String(round2(ms)) prints. */
+export function writeHundredths(b: Buffer, p: number, ms: number): number {
   const c = Math.round(ms * 100);
-  if (!(c < 1e15)) return String(round2(ms));
+  if (!(c >= 0 && c < 1e15)) return p + b.write(String(round2(ms)), p, 'latin1');
   const whole = Math.floor(c / 100);
   const frac = c - whole * 100;
-  if (frac === 0) return '' + whole;
-  if (frac % 10 === 0) return whole + '.' + frac / 10;
-  return whole + (frac < 10 ? '.0' : '.') + frac;
+  p = writeUint(b, p, whole);
+  if (frac === 0) return p;
+  b[p++] = 0x2e;
+  if (frac % 10 === 0) {
+    b[p++] = 0x30 + frac / 10;
+    return p;
+  }
+  b[p++] = 0x30 + Math.floor(frac / 10);
+  b[p++] = 0x30 + (frac % 10);
+  return p;
 }
 
 /** Access lines through a structured logger (tests, embedding). */

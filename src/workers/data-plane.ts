@@ -13,7 +13,7 @@ import { Reconciler } from '../control/reconciler.ts';
 import type { StatsWindow } from '../control/step-stats.ts';
 import { recordProbe } from '../health/outlier.ts';
 import { Instruments } from '../metrics/instruments.ts';
-import { BufferedLineSink, JsonLineAccessLog, type AccessLog } from '../proxy/access-log.ts';
+import { LineBatch, JsonLineAccessLog, type AccessLog } from '../proxy/access-log.ts';
 import { applyServerLimits, createDataServer, listenData, type DataServer } from '../proxy/data-server.ts';
 import { RequestPipeline } from '../proxy/pipeline.ts';
 import { UpgradeHandler } from '../proxy/upgrade.ts';
@@ -60,7 +60,7 @@ export class DataPlane {
     let accessLog: AccessLog;
     if (init.accessLog === 'stdout') {
       // As the main thread's (main.ts stdoutAccessLog): 64 KiB batches, flushed at least every second.
-      const sink = new BufferedLineSink(process.stdout);
+      const sink = new LineBatch(process.stdout);
       accessLog = new JsonLineAccessLog(sink);
       setInterval(() => sink.flush(), 1000).unref();
       this.#flushLog = () => sink.flush();
