@@ -1,12 +1,19 @@
 #!/bin/sh
-# Added latency at a fixed, moderate rate: wrk with a per-connection pause (bench/paced.lua) offers
-# RATE requests/s of the small-request load to the backend directly and through the gateway, in
-# alternating fresh runs (3 s warm-up + SECONDS measured each), same core layout as bench/run.ts.
-# Prints p50/p99 per run and the median over rounds of the per-round gateway − direct p99.
+# Added latency at a fixed, moderate rate: wrk with a pause after each response (bench/paced.lua)
+# offers RATE requests/s of the small-request load to the backend directly and through the
+# gateway (and nginx with NGINX=1), in rotating fresh runs (3 s warm-up + SECONDS measured each),
+# same core layout as bench/run.ts: wrk and the backend on CPU0, the proxy alone on CPU1.
+# Prints rps/p50/p99 per run and the medians over rounds of the per-round proxy − direct p99.
 # Issue 13 asks for RATE = half of nginx's saturation rate, i.e. 0.5 × 1e6 / (nginx µs/request)
 # from `npm run bench -- --only small` in the same session.
 #
 #   bench/latency.sh RATE [ROUNDS] [SECONDS] [CONFIG] [GATEWAY_ROOT]   (defaults: 5 rounds, 10 s)
+#
+# Environment: CONNS connections (default 64, as the bench); THINK=exp|fixed (default exp, see
+# bench/paced.lua: exp makes the connections independent clients, fixed keeps connections that
+# start together in step, so requests arrive in bursts); NGINX=1 adds nginx to every round.
+# The mean pause is CONNS × 1000 / RATE minus the direct path's mean latency, measured once at the
+# start, so that the direct runs see about RATE; each run prints the rate it got.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
@@ -16,25 +23,37 @@ rounds=${2:-5}
 secs=${3:-10}
 cfg=${4:-$root/bench/gateway.bench.yaml}
 gwroot=${5:-$root}
-conns=32
+conns=${CONNS:-64}
+export THINK="${THINK:-exp}"
 node="$root/node_modules/.bin/node"
 [ -x "$node" ] || node=node
 tmp=$(mktemp -d)
 pcfg="$tmp/gateway.yaml"
 cp "$cfg" "$pcfg"
 printf '\nshutdown: { drain_delay: 0s, grace_period: 1s }\n' >>"$pcfg"
-# Pause per connection so that conns connections offer about RATE requests/s.
-delay=$(awk -v c=$conns -v r="$rate" 'BEGIN { printf "%.3f", c * 1000 / r }')
 taskset -c 0 "$node" "$root/bench/backend.ts" --port 18000 >"$tmp/backend.log" 2>&1 &
 backend=$!
 trap 'kill $backend 2>/dev/null || true; rm -rf "$tmp"' EXIT
 sleep 1
 
+wrkjson() { # $1 = pause ms, $2 = seconds, $3 = url; prints the WRKJSON object
+  taskset -c 0 env DELAY_MS="$1" wrk -t1 -c"$conns" -d"$2s" -s "$root/bench/paced.lua" "$3" | sed -n 's/^WRKJSON //p'
+}
+field() { # $1 = json, $2 = key
+  echo "$1" | tr -d '{}" ' | tr ',' '\n' | sed -n "s/^$2://p"
+}
+
+# Calibrate the pause: the direct path's mean latency at the nominal pause.
+nominal=$(awk -v c="$conns" -v r="$rate" 'BEGIN { printf "%.3f", c * 1000 / r }')
+cal=$(wrkjson "$nominal" 3 http://127.0.0.1:18000/llm)
+delay=$(awk -v n="$nominal" -v m="$(field "$cal" mean_us)" 'BEGIN { d = n - m / 1000; if (d < 0) d = 0; printf "%.3f", d }')
+
 paced() { # $1 = url; prints "rps p50_ms p99_ms errors"
-  taskset -c 0 env DELAY_MS="$delay" wrk -t1 -c$conns -d3s -s "$root/bench/paced.lua" "$1" >/dev/null
-  taskset -c 0 env DELAY_MS="$delay" wrk -t1 -c$conns -d"${secs}s" -s "$root/bench/paced.lua" "$1" |
-    sed -n 's/^WRKJSON //p' |
-    awk -F'[:,}]' '{ for (i = 1; i < NF; i++) { gsub(/[{" ]/, "", $i); v[$i] = $(i + 1) } printf "%.0f %.2f %.2f %d\n", v["requests"] / (v["duration_us"] / 1e6), v["p50_us"] / 1000, v["p99_us"] / 1000, v["errors"] }'
+  wrkjson "$delay" 3 "$1" >/dev/null
+  j=$(wrkjson "$delay" "$secs" "$1")
+  awk -v n="$(field "$j" requests)" -v d="$(field "$j" duration_us)" -v p50="$(field "$j" p50_us)" \
+    -v p99="$(field "$j" p99_us)" -v e="$(field "$j" errors)" \
+    'BEGIN { printf "%.0f %.2f %.2f %d\n", n / (d / 1e6), p50 / 1000, p99 / 1000, e }'
 }
 
 gateway() {
@@ -47,20 +66,53 @@ gateway() {
   wait $gw || true
 }
 
-echo "offered ≈ $rate req/s: $conns connections, ${delay} ms pause after each response; ${secs} s measured"
-deltas=""
+nginx_run() {
+  rm -rf "$tmp/nginx"
+  args=$("$node" -e "import('$root/bench/lib/nginx.ts').then((m) => console.log(m.nginxArgs(m.writeNginxConf('$tmp/nginx', 18080, 18000)).join(' ')))")
+  taskset -c 1 nginx $args >"$tmp/nginx.log" 2>&1 &
+  ng=$!
+  wait_up nginx "$tmp/nginx.log" 0.1
+  paced http://127.0.0.1:18080/llm
+  kill -QUIT $ng
+  wait $ng || true
+}
+
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+median() { # $1 = label, $2 = space-separated values
+  echo "$2" | tr ' ' '\n' | grep . | sort -n | awk -v l="$1" '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s p99: median %.2f ms (min %.2f, max %.2f, %d rounds)\n", l, m, v[1], v[NR], NR }'
+}
+
+echo "offered ≈ $rate req/s: $conns connections, $THINK pauses of mean ${delay} ms (nominal ${nominal} ms − direct mean latency); ${secs} s measured"
+gdeltas=""
+ndeltas=""
 i=1
 while [ "$i" -le "$rounds" ]; do
-  if [ $((i % 2)) -eq 1 ]; then
-    d=$(paced http://127.0.0.1:18000/llm); g=$(gateway)
-  else
-    g=$(gateway); d=$(paced http://127.0.0.1:18000/llm)
-  fi
+  n=""
+  case "$((i % 3))${NGINX:-0}" in
+    11) d=$(paced http://127.0.0.1:18000/llm); g=$(gateway); n=$(nginx_run) ;;
+    21) g=$(gateway); n=$(nginx_run); d=$(paced http://127.0.0.1:18000/llm) ;;
+    01) n=$(nginx_run); d=$(paced http://127.0.0.1:18000/llm); g=$(gateway) ;;
+    *)
+      if [ $((i % 2)) -eq 1 ]; then
+        d=$(paced http://127.0.0.1:18000/llm); g=$(gateway)
+      else
+        g=$(gateway); d=$(paced http://127.0.0.1:18000/llm)
+      fi
+      ;;
+  esac
   set -- $d; drps=$1; dp50=$2; dp99=$3; derr=$4
   set -- $g; grps=$1; gp50=$2; gp99=$3; gerr=$4
-  dl=$(awk -v a="$gp99" -v b="$dp99" 'BEGIN { printf "%.2f", a - b }')
-  echo "round $i: direct $drps rps p50 $dp50 p99 $dp99 ms (errors $derr) | gateway $grps rps p50 $gp50 p99 $gp99 ms (errors $gerr) | p99 added $dl ms"
-  deltas="$deltas $dl"
+  gl=$(sub "$gp99" "$dp99")
+  line="round $i: direct $drps rps p50 $dp50 p99 $dp99 ms (errors $derr) | gateway $grps rps p50 $gp50 p99 $gp99 ms (errors $gerr) +$gl"
+  gdeltas="$gdeltas $gl"
+  if [ -n "$n" ]; then
+    set -- $n
+    nl=$(sub "$3" "$dp99")
+    line="$line | nginx $1 rps p50 $2 p99 $3 ms (errors $4) +$nl"
+    ndeltas="$ndeltas $nl"
+  fi
+  echo "$line"
   i=$((i + 1))
 done
-echo "$deltas" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "gateway − direct p99: median %.2f ms (min %.2f, max %.2f, %d rounds)\n", m, v[1], v[NR], NR }'
+median "gateway − direct" "$gdeltas"
+[ -z "$ndeltas" ] || median "nginx − direct" "$ndeltas"
