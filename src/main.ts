@@ -268,7 +268,7 @@ export class Gateway {
     }
     this.#scheduleSweep();
     this.#scheduleSeries();
-    this.log.info({ url: this.url, admin: this.adminUrl, apps: [...(this.reconciler.current?.apps.keys() ?? [])] }, 'serve-gateway started');
+    this.log.info({ url: this.url, admin: this.adminUrl, apps: [...(this.reconciler.current?.apps.keys() ?? [])], node_flags: nodeFlags() }, 'serve-gateway started');
   }
 
   /** Re-reads the config file; a bad file never replaces the running config. */
@@ -775,4 +775,13 @@ function delay(clock: Clock, ms: number): Promise<void> {
 /** This replica's name: its pod name (POD_NAME from the downward API, else HOSTNAME, which Kubernetes sets to it). */
 function replicaIdentity(): string {
   return process.env['POD_NAME'] || process.env['HOSTNAME'] || hostname();
+}
+
+/**
+ * Node/V8 flags given to this process, for the startup line (the young-generation cap shows
+ * here): NODE_OPTIONS, then the command line's, which take precedence.
+ */
+export function nodeFlags(): string[] {
+  const env = process.env['NODE_OPTIONS'];
+  return [...(env ? env.split(/\s+/).filter((f) => f !== '') : []), ...process.execArgv];
 }

@@ -58,7 +58,6 @@ export async function runStartCommand(args: string[]): Promise<number> {
     process.stderr.write(`serve-gateway: not starting: ${e.message}\n`);
     return 1;
   }
-  process.stderr.write(`serve-gateway listening on ${gw.url} (admin ${gw.adminUrl})\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGTERM', onTerm);
@@ -70,6 +69,8 @@ export async function runStartCommand(args: string[]): Promise<number> {
     const onInt = () => stop('SIGINT');
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
+    // Announced once the handlers are in place: a SIGTERM right after this line drains, not kills.
+    process.stderr.write(`serve-gateway listening on ${gw.url} (admin ${gw.adminUrl})\n`);
   });
   access.stop();
   dest.flushSync();

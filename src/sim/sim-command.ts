@@ -60,9 +60,6 @@ export async function runSimCommand(args: string[], io: SimCommandIo = {}): Prom
     err(`sim: ${(e as Error).message}`);
     return 1;
   }
-  for (const line of sim.addresses()) out(line);
-  io.onStarted?.(sim);
-
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -72,6 +69,9 @@ export async function runSimCommand(args: string[], io: SimCommandIo = {}): Prom
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // Announced once the handlers are in place: a signal right after these lines stops cleanly.
+    for (const line of sim.addresses()) out(line);
+    io.onStarted?.(sim);
     if (io.signal?.aborted) stop();
     else io.signal?.addEventListener('abort', stop);
   });
