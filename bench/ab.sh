@@ -13,9 +13,9 @@
 # old and the new gateway against nginx in the same minutes.
 #
 # ROOT_* are checkouts of this repository (e.g. `git worktree add /tmp/sg-base <commit>`, with
-# node_modules linked); each runs `node ROOT/src/cli/main.ts start --config CONFIG`. A ROOT_* that
-# is an executable file instead is run as `ROOT_* start --config CONFIG` (e.g. a wrapper that adds
-# node flags).
+# node_modules linked); each runs `ROOT/bin/serve-gateway start --config CONFIG` (the launcher, with
+# its node flags, as `npm run bench` runs it). A ROOT_* that is an executable file instead is run as
+# `ROOT_* start --config CONFIG` (e.g. a wrapper that sets NODE_OPTIONS).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
@@ -62,7 +62,7 @@ run() { # $1 = label, $2 = root; prints µs/req
   if [ -f "$2" ] && [ -x "$2" ]; then
     taskset -c 1 "$2" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
   else
-    taskset -c 1 "$node" "$2/src/cli/main.ts" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
+    taskset -c 1 "$2/bin/serve-gateway" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
   fi
   gw=$!
   wait_up "gateway $1" "$tmp/gw.log" 0.2

@@ -7,7 +7,10 @@
 # Issue 13 asks for RATE = half of nginx's saturation rate, i.e. 0.5 × 1e6 / (nginx µs/request)
 # from `npm run bench -- --only small` in the same session.
 #
-#   bench/latency.sh RATE [ROUNDS] [SECONDS] [CONFIG] [GATEWAY_ROOT]   (defaults: 5 rounds, 10 s)
+#   bench/latency.sh RATE [ROUNDS] [SECONDS] [CONFIG] [GATEWAY]   (defaults: 5 rounds, 10 s)
+#
+# GATEWAY: a checkout of this repository, run as ROOT/bin/serve-gateway (the launcher, with its
+# node flags), or an executable run as `GATEWAY start --config CONFIG` (default: this checkout).
 #
 # Environment: CONNS connections (default 64, as the bench); THINK=exp|fixed (default exp, see
 # bench/paced.lua: exp makes the connections independent clients, fixed keeps connections that
@@ -58,7 +61,11 @@ paced() { # $1 = url; prints "rps p50_ms p99_ms errors"
 
 gateway() {
   rm -rf /tmp/sg-bench-state
-  taskset -c 1 "$node" "$gwroot/src/cli/main.ts" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
+  if [ -f "$gwroot" ] && [ -x "$gwroot" ]; then
+    taskset -c 1 "$gwroot" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
+  else
+    taskset -c 1 "$gwroot/bin/serve-gateway" start --config "$pcfg" >"$tmp/gw.log" 2>&1 &
+  fi
   gw=$!
   wait_up gateway "$tmp/gw.log" 0.2
   paced http://127.0.0.1:18080/llm

@@ -65,7 +65,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 start_gw() { # $1 = count; sets $gw
   rm -rf /tmp/sg-bench-state
-  taskset -c "$(cpus_for "$1")" "$node" "$root/src/cli/main.ts" start --config "$tmp/gw.yaml" >"$tmp/gw.log" 2>&1 &
+  taskset -c "$(cpus_for "$1")" "$root/bin/serve-gateway" start --config "$tmp/gw.yaml" >"$tmp/gw.log" 2>&1 &
   gw=$!
   wait_up "gateway (workers $1)" "$tmp/gw.log" 0.2
 }
