@@ -20,6 +20,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
 . "$here/lib/wait-up.sh"
+. "$here/lib/nginx.sh"
 a=$1
 b=$2
 rounds=${3:-7}
@@ -47,14 +48,9 @@ measure() { # $1 = pid of the proxy on 18080; prints µs/req after warm-up + mea
 }
 
 run_nginx() {
-  rm -rf "$tmp/nginx"
-  args=$("$node" -e "import('$root/bench/lib/nginx.ts').then((m) => console.log(m.nginxArgs(m.writeNginxConf('$tmp/nginx', 18080, 18000)).join(' ')))")
-  taskset -c 1 nginx $args >"$tmp/nginx.log" 2>&1 &
-  ng=$!
-  wait_up nginx "$tmp/nginx.log" 0.1
+  nginx_up
   measure $ng
-  kill -QUIT $ng
-  wait $ng || true
+  nginx_down
 }
 
 run() { # $1 = label, $2 = root; prints µs/req

@@ -21,6 +21,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
 . "$here/lib/wait-up.sh"
+. "$here/lib/nginx.sh"
 rate=$1
 rounds=${2:-5}
 secs=${3:-10}
@@ -74,14 +75,9 @@ gateway() {
 }
 
 nginx_run() {
-  rm -rf "$tmp/nginx"
-  args=$("$node" -e "import('$root/bench/lib/nginx.ts').then((m) => console.log(m.nginxArgs(m.writeNginxConf('$tmp/nginx', 18080, 18000)).join(' ')))")
-  taskset -c 1 nginx $args >"$tmp/nginx.log" 2>&1 &
-  ng=$!
-  wait_up nginx "$tmp/nginx.log" 0.1
+  nginx_up
   paced http://127.0.0.1:18080/llm
-  kill -QUIT $ng
-  wait $ng || true
+  nginx_down
 }
 
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }

@@ -1,4 +1,4 @@
-# Sourced by bench/ab.sh, bench/latency.sh and bench/profile.sh.
+# Sourced by bench/ab.sh, bench/latency.sh, bench/profile.sh (and bench/lib/nginx.sh uses it).
 # wait_up WHAT LOG PAUSE: waits until the proxy on 127.0.0.1:18080 answers POST /llm, trying every
 # PAUSE seconds; after 100 tries says WHAT did not start, shows the end of LOG and exits 1.
 wait_up() {
