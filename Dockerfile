@@ -22,7 +22,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 FROM node:24-slim
 ENV NODE_ENV=production
 ENV SERVE_GATEWAY_STATE_DIR=/var/lib/serve-gateway
-# V8's young generation capped (two 4 MiB semi-spaces), as bin/serve-gateway does: 18.5-32 KiB instead
+# V8's young generation capped (two 4 MiB semi-spaces), as bin/serve-gateway does: 19-37 KiB instead
 # of ~70 KiB of RSS per open stream, no measurable CPU cost (docs/benchmarks.md). A pod env
 # NODE_OPTIONS replaces it.
 ENV NODE_OPTIONS=--max-semi-space-size=4
