@@ -18,7 +18,9 @@ import { PermitTable } from './admission/permits.ts';
 import { WorkerPool } from './workers/pool.ts';
 import { applyServerLimits, createDataServer, listenData, type DataServer } from './proxy/data-server.ts';
 import { UpgradeHandler } from './proxy/upgrade.ts';
-import { LineBatch, JsonLineAccessLog, LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
+import { LoggerAccessLog, type AccessLog } from './proxy/access-log.ts';
+// The CLI reaches the data plane through this module (the folder rules in test/architecture.test.ts).
+export { stdoutAccessLog } from './proxy/access-log.ts';
 import { startAdmin, type AdminServer } from './admin/api.ts';
 import { TrafficController } from './control/traffic-controller.ts';
 import { FileStateStore, type TrafficStore } from './control/state-store.ts';
@@ -718,23 +720,6 @@ export class Gateway {
         self.replicas === null ? null : { leader: self.replicas.isLeader() ? 1 : 0, live: self.replicas.liveCount(), sharedStateInvalid: self.#shared?.invalid ? 1 : 0 },
     };
   }
-}
-
-/**
- * The production access log: JSON lines on stdout in 64 KiB batches, flushed
- * at least every second (call stop() at exit to write the rest).
- */
-export function stdoutAccessLog(): { accessLog: AccessLog; stop(): void } {
-  const sink = new LineBatch(process.stdout);
-  const timer = setInterval(() => sink.flush(), 1000);
-  timer.unref();
-  return {
-    accessLog: new JsonLineAccessLog(sink),
-    stop() {
-      clearInterval(timer);
-      sink.flush();
-    },
-  };
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

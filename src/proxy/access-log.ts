@@ -152,7 +152,7 @@ const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
  * A JSON string: printable ASCII other than `"` and `\\` is copied as is; anything else (quotes,
  * controls, non-ASCII, lone surrogates) goes through JSON.stringify and UTF-8.
  */
-export function writeJsonString(b: Buffer, p: number, s: string): number {
+function writeJsonString(b: Buffer, p: number, s: string): number {
   if (!JSON_SAFE.test(s)) return p + b.write(JSON.stringify(s), p, 'utf8');
   b[p] = 0x22;
   p += 1 + b.write(s, p + 1, 'latin1');
@@ -200,6 +200,24 @@ export function writeHundredths(b: Buffer, p: number, ms: number): number {
   b[p++] = 0x30 + Math.floor(frac / 10);
   b[p++] = 0x30 + (frac % 10);
   return p;
+}
+
+/**
+ * The production access log: JSON lines on stdout in 64 KiB batches, flushed at least every
+ * second (call stop() at exit or at the end of a drain to write the rest). The main thread's
+ * `serve-gateway start` and each data-plane worker use one each.
+ */
+export function stdoutAccessLog(): { accessLog: AccessLog; stop(): void } {
+  const batch = new LineBatch(process.stdout);
+  const timer = setInterval(() => batch.flush(), 1000);
+  timer.unref();
+  return {
+    accessLog: new JsonLineAccessLog(batch),
+    stop() {
+      clearInterval(timer);
+      batch.flush();
+    },
+  };
 }
 
 /** Access lines through a structured logger (tests, embedding). */

@@ -13,7 +13,7 @@ import { Reconciler } from '../control/reconciler.ts';
 import type { StatsWindow } from '../control/step-stats.ts';
 import { recordProbe } from '../health/outlier.ts';
 import { Instruments } from '../metrics/instruments.ts';
-import { LineBatch, JsonLineAccessLog, type AccessLog } from '../proxy/access-log.ts';
+import { stdoutAccessLog, type AccessLog } from '../proxy/access-log.ts';
 import { applyServerLimits, createDataServer, listenData, type DataServer } from '../proxy/data-server.ts';
 import { RequestPipeline } from '../proxy/pipeline.ts';
 import { UpgradeHandler } from '../proxy/upgrade.ts';
@@ -59,11 +59,10 @@ export class DataPlane {
     };
     let accessLog: AccessLog;
     if (init.accessLog === 'stdout') {
-      // As the main thread's (main.ts stdoutAccessLog): 64 KiB batches, flushed at least every second.
-      const sink = new LineBatch(process.stdout);
-      accessLog = new JsonLineAccessLog(sink);
-      setInterval(() => sink.flush(), 1000).unref();
-      this.#flushLog = () => sink.flush();
+      // As the main thread's: 64 KiB batches, flushed at least every second and at the end of the drain.
+      const log = stdoutAccessLog();
+      accessLog = log.accessLog;
+      this.#flushLog = log.stop;
     } else {
       accessLog = { log() {} };
       this.#flushLog = () => {};
