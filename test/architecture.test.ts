@@ -179,7 +179,8 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   pino: ['main', 'cli', 'workers'],
   opossum: ['health/prober.ts'],
   '@kubernetes/client-node': ['kubernetes/watch.ts', 'kubernetes/coordination.ts'],
-  undici: ['upstream', 'proxy', 'health/prober.ts'],
+  // core/llhttp.ts loads undici's WebAssembly build of llhttp (a file, by createRequire; no import).
+  undici: ['upstream', 'proxy', 'health/prober.ts', 'core/llhttp.ts'],
   yaml: ['config', 'sim'],
   // node:http servers: the data-plane listener (proxy/data-server.ts, for main and the workers) and the simulator; proxy otherwise only for types.
   'node:http': ['main', 'sim', 'proxy', 'workers'],

@@ -83,6 +83,7 @@ export function restartRequiredIssues(running: GatewayConfig, next: GatewayConfi
   check('state_dir', running.stateDir, next.stateDir);
   check('workers', String(running.workers), String(next.workers));
   check('server.engine', running.server.engine, next.server.engine);
+  check('server.parser', running.server.parser, next.server.parser);
   // The source, and in kubernetes mode what is watched and how, are set up once at start.
   check('source', running.source, next.source);
   check('kubernetes', JSON.stringify(running.kubernetes), JSON.stringify(next.kubernetes));

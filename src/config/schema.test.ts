@@ -90,6 +90,7 @@ describe('validateConfig', () => {
       maxConnectionsPerEndpoint: 0,
       bufferBodyBytes: 65_536,
       client: 'lean',
+      parser: 'wasm',
     });
     assert.deepEqual(c.health, {
       probeIntervalMs: 2_000,
@@ -110,12 +111,13 @@ describe('validateConfig', () => {
       idleTimeoutMs: 75_000,
       writeTimeoutMs: 60_000,
       engine: 'lean',
+      parser: 'wasm',
     });
   });
 
   it('server: limits toward clients, refused with the key path when out of range', () => {
     const c = ok({ ...minimal, server: { max_connections: 100, request_header_timeout: '5s', request_timeout: 0, idle_timeout: '30s', write_timeout: '10s' } });
-    assert.deepEqual(c.server, { maxConnections: 100, requestHeaderTimeoutMs: 5_000, requestTimeoutMs: 0, idleTimeoutMs: 30_000, writeTimeoutMs: 10_000, engine: 'lean' });
+    assert.deepEqual(c.server, { maxConnections: 100, requestHeaderTimeoutMs: 5_000, requestTimeoutMs: 0, idleTimeoutMs: 30_000, writeTimeoutMs: 10_000, engine: 'lean', parser: 'wasm' });
     const issues = bad({ ...minimal, server: { max_connections: 0, request_header_timeout: 0, idle_timeout: '2h', write_tmeout: '1s' } });
     const paths = issues.map((i) => i.path);
     for (const p of ['server.max_connections', 'server.request_header_timeout', 'server.idle_timeout', 'server.write_tmeout']) assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
@@ -130,6 +132,17 @@ describe('validateConfig', () => {
     for (const bad_ of ['node', 'LEAN', 1, true]) {
       const issues = bad({ ...minimal, upstream: { client: bad_ } });
       assert.ok(issues.some((i) => i.path === 'upstream.client'), JSON.stringify(issues));
+    }
+  });
+
+  it('server.parser and upstream.parser: wasm (default) or native; anything else refused with the key path', () => {
+    assert.equal(ok({ ...minimal, server: {} }).server.parser, 'wasm');
+    assert.equal(ok({ ...minimal, upstream: {} }).upstream.parser, 'wasm');
+    assert.equal(ok({ ...minimal, server: { parser: 'native' } }).server.parser, 'native');
+    assert.equal(ok({ ...minimal, upstream: { parser: 'native' } }).upstream.parser, 'native');
+    for (const bad_ of ['WASM', 'node', 1, true]) {
+      assert.ok(bad({ ...minimal, server: { parser: bad_ } }).some((i) => i.path === 'server.parser'));
+      assert.ok(bad({ ...minimal, upstream: { parser: bad_ } }).some((i) => i.path === 'upstream.parser'));
     }
   });
 

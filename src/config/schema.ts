@@ -23,6 +23,7 @@ import type {
   ServerConfig,
   StickyConfig,
   UpstreamClientKind,
+  HttpParserKind,
   ServerEngineKind,
   UpstreamConfig,
 } from './types.ts';
@@ -63,6 +64,7 @@ export const DEFAULT_UPSTREAM: UpstreamConfig = {
   maxConnectionsPerEndpoint: 0,
   bufferBodyBytes: 65_536,
   client: 'lean',
+  parser: 'wasm',
 };
 
 export const DEFAULT_HEALTH: HealthConfig = {
@@ -82,6 +84,7 @@ export const DEFAULT_SERVER: ServerConfig = {
   idleTimeoutMs: 75_000,
   writeTimeoutMs: 60_000,
   engine: 'lean',
+  parser: 'wasm',
 };
 
 /**
@@ -192,6 +195,7 @@ export function validateConfig(
       'max_connections_per_endpoint',
       'buffer_body_bytes',
       'client',
+      'parser',
     ]),
   );
   const health = parseHealth(
@@ -225,7 +229,7 @@ export function validateConfig(
   };
   const server = parseServer(
     v,
-    v.section(doc, 'server', ['max_connections', 'request_header_timeout', 'request_timeout', 'idle_timeout', 'write_timeout', 'engine']),
+    v.section(doc, 'server', ['max_connections', 'request_header_timeout', 'request_timeout', 'idle_timeout', 'write_timeout', 'engine', 'parser']),
   );
   const workers = parseWorkers(v, doc['workers']);
 
@@ -474,7 +478,15 @@ function parseUpstream(v: Checker, raw: Record<string, unknown>): UpstreamConfig
     ),
     bufferBodyBytes: v.int(raw['buffer_body_bytes'], 'upstream.buffer_body_bytes', d.bufferBodyBytes, 0),
     client: parseUpstreamClient(v, raw['client'], d.client),
+    parser: parseHttpParser(v, raw['parser'], 'upstream.parser', d.parser),
   };
+}
+
+function parseHttpParser(v: Checker, raw: unknown, path: string, dflt: HttpParserKind): HttpParserKind {
+  if (raw === undefined || raw === null) return dflt;
+  if (raw === 'wasm' || raw === 'native') return raw;
+  v.issue(path, `must be wasm or native (got ${JSON.stringify(raw)})`);
+  return dflt;
 }
 
 function parseUpstreamClient(v: Checker, raw: unknown, dflt: UpstreamClientKind): UpstreamClientKind {
@@ -613,6 +625,7 @@ function parseServer(v: Checker, raw: Record<string, unknown>): ServerConfig {
     idleTimeoutMs: v.duration(raw['idle_timeout'], 'server.idle_timeout', d.idleTimeoutMs, { positive: true, max: 3_600_000 }),
     writeTimeoutMs: v.duration(raw['write_timeout'], 'server.write_timeout', d.writeTimeoutMs, { max: 3_600_000 }),
     engine: parseServerEngine(v, raw['engine'], d.engine),
+    parser: parseHttpParser(v, raw['parser'], 'server.parser', d.parser),
   };
   if (server.requestTimeoutMs > 0 && server.requestHeaderTimeoutMs > server.requestTimeoutMs) {
     v.issue('server.request_header_timeout', `must not exceed server.request_timeout (${server.requestTimeoutMs / 1000}s); the headers are part of the request`);

@@ -100,10 +100,13 @@ export interface UpstreamConfig {
   readonly bufferBodyBytes: number;
   /** HTTP/1.1 client for proxied requests: undici's Client, or the lean llhttp client (src/upstream/h1-client.ts). */
   readonly client: UpstreamClientKind;
+  /** The lean client's response parser: llhttp in WebAssembly (wasm) or Node's llhttp binding (native). */
+  readonly parser: HttpParserKind;
 }
 
 export type UpstreamClientKind = 'undici' | 'lean';
 export type ServerEngineKind = 'node' | 'lean';
+export type HttpParserKind = 'wasm' | 'native';
 
 export interface HealthConfig {
   readonly probeIntervalMs: number;
@@ -204,6 +207,8 @@ export interface ServerConfig {
   readonly idleTimeoutMs: number;
   /** HTTP/1.1 server for the data plane: node:http, or the lean llhttp server (src/proxy/h1-server.ts). Needs a restart. */
   readonly engine: ServerEngineKind;
+  /** The lean server's request parser: llhttp in WebAssembly (wasm) or Node's llhttp binding (native). Needs a restart. */
+  readonly parser: HttpParserKind;
   /** A response write the client leaves undrained this long closes the connection; 0 = none. */
   readonly writeTimeoutMs: number;
 }

@@ -1,7 +1,10 @@
-// Node's own llhttp binding, the parser node:http uses (`_http_common`: an undocumented module of
-// the Node version the project pins; a change would fail at start, loudly). The lean server
-// (proxy/h1-server.ts) and the lean client (upstream/h1-client.ts) parse with it, strict: both
-// initialize it with no lenient flags.
+// The two llhttp parsers of the lean engines (proxy/h1-server.ts, upstream/h1-client.ts), both
+// strict (no lenient flag is ever set):
+// - HTTPParser: Node's own binding, the parser node:http uses (`_http_common`: an undocumented
+//   module of the Node version the project pins; a change would fail at start, loudly);
+// - WasmParser (below, the default): llhttp compiled to WebAssembly, the build undici ships
+//   (`undici/lib/llhttp/*-wasm.js`, of the undici version package.json pins), behind the same
+//   interface.
 import { createRequire } from 'node:module';
 
 export interface LlhttpParser {
@@ -29,7 +32,8 @@ interface LlhttpParserClass {
   readonly kOnExecute: number;
 }
 
-const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: LlhttpParserClass; methods: readonly string[] };
+const require = createRequire(import.meta.url);
+const common = require('_http_common') as { HTTPParser: LlhttpParserClass; methods: readonly string[] };
 export const HTTPParser: LlhttpParserClass = common.HTTPParser;
 /** llhttp's method numbers (kOnHeadersComplete's `method`) to names. */
 export const METHODS: readonly string[] = common.methods;
@@ -42,6 +46,375 @@ export const K_ON_MESSAGE_COMPLETE = HTTPParser.kOnMessageComplete | 0;
 export const K_ON_EXECUTE = HTTPParser.kOnExecute | 0;
 
 /** Frees a parser (never from inside its own execute(): call it from setImmediate). */
-export function closeParser(p: LlhttpParser): void {
+export function closeParser(p: Pick<LlhttpParser, 'close'>): void {
   p.close();
+}
+
+// ── llhttp in WebAssembly ────────────────────────────────────────────────────────────────────
+// llhttp compiled to WebAssembly (undici's build, strict: no lenient flag is ever set),
+// behind the interface of Node's own parser binding (above): the same initialize /
+// execute / finish / close, the same callback slots with the same arguments, the same results
+// (bytes parsed, or an Error with llhttp's `code` and `bytesParsed`), the same header-size limit
+// (HPE_HEADER_OVERFLOW once the request line or status line and the header names and values
+// reach maxHeaderSize bytes) and the same trimming of a header value's trailing spaces and tabs.
+//
+// Why: Node's binding calls JavaScript from C++ once per parser event (an InternalCallbackScope
+// each) and copies every body chunk into a Buffer with a backing store of its own. Here the
+// events are plain calls out of WebAssembly, a head's strings are cut from one latin1 string of
+// the read, and a body chunk is a slice of the read or a copy into the Buffer pool.
+//
+// Differences, all on purpose: there is no consume()/unconsume() (the caller reads the socket
+// and calls execute); kOnHeaders never runs for a head (every header arrives with
+// kOnHeadersComplete, however many), only for trailers, before kOnMessageComplete; kOnExecute
+// never runs. Chunk extensions are parsed and skipped (this build has no callback for them, so
+// nothing of them is kept).
+
+/** The header-size limit when 0 is given: Node's default (--max-http-header-size is not read here). */
+const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+
+
+interface LlhttpExports {
+  memory: WebAssembly.Memory;
+  malloc(n: number): number;
+  free(p: number): void;
+  llhttp_alloc(type: number): number;
+  llhttp_free(p: number): void;
+  llhttp_execute(p: number, data: number, len: number): number;
+  llhttp_finish(p: number): number;
+  llhttp_get_method(p: number): number;
+  llhttp_get_http_major(p: number): number;
+  llhttp_get_http_minor(p: number): number;
+  llhttp_get_upgrade(p: number): number;
+  llhttp_get_error_pos(p: number): number;
+  llhttp_get_error_reason(p: number): number;
+  llhttp_errno_name(err: number): number;
+  llhttp_resume_after_upgrade(p: number): void;
+}
+
+// llhttp's llhttp_type_t and llhttp_errno_t.
+const TYPE_REQUEST = 1;
+const TYPE_RESPONSE = 2;
+const E_OK = 0;
+const E_PAUSED_UPGRADE = 22;
+const E_USER = 24;
+
+// Span kinds (what a span callback was for).
+const SPAN_URL = 0;
+const STATUS = 1;
+const FIELD = 2;
+const VALUE = 3;
+
+/**
+ * Where sockets read into (net's `onread`), shared by every socket of the thread: a read is parsed
+ * before its callback returns, and nothing keeps a view of it (body chunks are copied, see
+ * WasmParser.copyBodies).
+ */
+export const READ_BUFFER: Buffer = Buffer.allocUnsafe(64 * 1024);
+
+/** The parser whose execute() or finish() is running, and the bytes it parses. */
+let cur: WasmParser | null = null;
+let curData: Buffer = Buffer.alloc(0);
+let curPtr = 0;
+
+const wasm = loadWasm();
+/** Where a read is copied for llhttp (grown on demand; never freed). */
+let inPtr = 0;
+let inSize = 0;
+let heap = new Uint8Array(wasm.memory.buffer);
+const errnoNames = new Map<number, string>();
+
+function loadWasm(): LlhttpExports {
+  let mod: WebAssembly.Module;
+  try {
+    mod = new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Buffer<ArrayBuffer>);
+  } catch {
+    mod = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Buffer<ArrayBuffer>);
+  }
+  const env = {
+    wasm_on_message_begin: (_p: number): number => cur!.onMessageBegin(),
+    wasm_on_url: (_p: number, at: number, len: number): number => cur!.span(SPAN_URL, at, len),
+    wasm_on_status: (_p: number, at: number, len: number): number => cur!.span(STATUS, at, len),
+    wasm_on_header_field: (_p: number, at: number, len: number): number => cur!.span(FIELD, at, len),
+    wasm_on_header_value: (_p: number, at: number, len: number): number => cur!.span(VALUE, at, len),
+    wasm_on_headers_complete: (_p: number, status: number, upgrade: number, keepAlive: number): number => cur!.onHeadersComplete(status, upgrade, keepAlive),
+    wasm_on_body: (_p: number, at: number, len: number): number => cur!.onBody(at, len),
+    wasm_on_message_complete: (_p: number): number => cur!.onMessageComplete(),
+  };
+  const inst = new WebAssembly.Instance(mod, { env });
+  return inst.exports as unknown as LlhttpExports;
+}
+
+/** A view of the wasm memory that is current (a malloc that grows the memory detaches the old one). */
+function memory(): Uint8Array {
+  if (heap.byteLength === 0) heap = new Uint8Array(wasm.memory.buffer);
+  return heap;
+}
+
+function cString(ptr: number): string {
+  if (ptr === 0) return '';
+  const m = memory();
+  let end = ptr;
+  while (end < m.length && m[end] !== 0) end++;
+  return Buffer.from(m.buffer, ptr, end - ptr).toString('latin1');
+}
+
+function errnoName(err: number): string {
+  let n = errnoNames.get(err);
+  if (n === undefined) {
+    n = cString(wasm.llhttp_errno_name(err));
+    errnoNames.set(err, n);
+  }
+  return n;
+}
+
+export interface ParseError extends Error {
+  code: string;
+  bytesParsed: number;
+  reason: string;
+}
+
+function parseError(code: string, reason: string, bytesParsed: number): ParseError {
+  return Object.assign(new Error('Parse Error: ' + reason), { code, bytesParsed, reason });
+}
+
+/** Buffer's own latin1 decoder (what `toString('latin1', start, end)` calls, without its argument checks). */
+interface Latin1Slice {
+  latin1Slice(start: number, end: number): string;
+}
+
+/** Is the byte a space or a tab (the OWS trimmed off the end of a header value)? */
+function ows(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 'getCurrentBuffer'> {
+  static readonly REQUEST = TYPE_REQUEST;
+  static readonly RESPONSE = TYPE_RESPONSE;
+  /** The callback slots (K_ON_*), as on Node's parser. */
+  [k: number]: unknown;
+  /**
+   * Body chunks are copied (into the Buffer pool when small): set when the caller reuses the
+   * buffer it passes to execute() (a socket read into one shared buffer). Otherwise a body
+   * chunk is a slice of that buffer.
+   */
+  copyBodies = false;
+  #ptr = 0;
+  #type = TYPE_REQUEST;
+  #max = DEFAULT_MAX_HEADER_SIZE;
+  /** Bytes of the head so far (URL or status text, names, values), as Node's binding counts them. */
+  #headBytes = 0;
+  #overflow = false;
+  #inHead = true;
+  // This read's spans, as [kind, start, end] offsets into curData (made into strings at once).
+  #spans: number[] = [];
+  // The message's pieces so far.
+  #url = '';
+  #status = '';
+  #fields: string[] = [];
+  #values: string[] = [];
+
+  initialize(type: number, _resource: object, maxHeaderSize: number, lenientFlags: number): void {
+    if (lenientFlags !== 0) throw new Error('WasmParser: lenient flags are not supported');
+    if (type !== TYPE_REQUEST && type !== TYPE_RESPONSE) throw new Error(`WasmParser: unknown type ${type}`);
+    if (this.#ptr !== 0) wasm.llhttp_free(this.#ptr);
+    this.#type = type;
+    this.#max = maxHeaderSize > 0 ? maxHeaderSize : DEFAULT_MAX_HEADER_SIZE;
+    this.#ptr = wasm.llhttp_alloc(type);
+    this.#resetMessage();
+  }
+
+  /** Parses `data`: the bytes parsed, or an Error with llhttp's code (`HPE_...`) and `bytesParsed`. */
+  execute(data: Buffer): number | ParseError {
+    const p = this.#ptr;
+    if (p === 0) throw new Error('WasmParser: not initialized');
+    const len = data.length;
+    // Re-entered from a callback of another parser's run: a buffer of this run's own.
+    const nested = cur !== null;
+    const prev = cur;
+    const prevData = curData;
+    const prevPtr = curPtr;
+    let ptr: number;
+    if (nested) ptr = wasm.malloc(Math.max(len, 1));
+    else {
+      if (len > inSize) {
+        if (inPtr !== 0) wasm.free(inPtr);
+        inSize = Math.ceil(len / 4096) * 4096;
+        inPtr = wasm.malloc(inSize);
+      }
+      ptr = inPtr;
+    }
+    memory().set(data, ptr);
+    cur = this;
+    curData = data;
+    curPtr = ptr;
+    let err: number;
+    try {
+      err = wasm.llhttp_execute(p, ptr, len);
+      if (this.#spans.length > 0) this.#flushSpans();
+    } finally {
+      cur = prev;
+      curData = prevData;
+      curPtr = prevPtr;
+      if (nested) wasm.free(ptr);
+    }
+    let nread = len;
+    if (err !== E_OK) {
+      nread = wasm.llhttp_get_error_pos(p) - ptr;
+      if (err === E_PAUSED_UPGRADE) {
+        // Not an error: llhttp stops at the end of an upgrade's head; the rest belongs to the tunnel.
+        err = E_OK;
+        wasm.llhttp_resume_after_upgrade(p);
+      }
+    }
+    if (err !== E_OK && wasm.llhttp_get_upgrade(p) === 0) return this.#error(err, nread);
+    return nread;
+  }
+
+  /** The peer sent FIN: completes a close-delimited message, or an Error for one cut short. */
+  finish(): undefined | ParseError {
+    const p = this.#ptr;
+    if (p === 0) return undefined;
+    const prev = cur;
+    cur = this;
+    let err: number;
+    try {
+      err = wasm.llhttp_finish(p);
+    } finally {
+      cur = prev;
+    }
+    if (err === E_OK || wasm.llhttp_get_upgrade(p) !== 0) return undefined;
+    return this.#error(err, 0);
+  }
+
+  close(): void {
+    if (this.#ptr === 0) return;
+    wasm.llhttp_free(this.#ptr);
+    this.#ptr = 0;
+  }
+
+  #error(err: number, bytesParsed: number): ParseError {
+    if (err === E_USER && this.#overflow) return parseError('HPE_HEADER_OVERFLOW', 'Header overflow', bytesParsed);
+    return parseError(errnoName(err), cString(wasm.llhttp_get_error_reason(this.#ptr)), bytesParsed);
+  }
+
+  #resetMessage(): void {
+    this.#headBytes = 0;
+    this.#overflow = false;
+    this.#inHead = true;
+    this.#spans.length = 0;
+    this.#url = '';
+    this.#status = '';
+    this.#fields = [];
+    this.#values = [];
+  }
+
+  /** @internal (from WebAssembly) */
+  onMessageBegin(): number {
+    this.#resetMessage();
+    const cb = this[K_ON_MESSAGE_BEGIN];
+    if (typeof cb === 'function') cb();
+    return 0;
+  }
+
+  /** @internal A piece of the URL, status text, a header name or value (trailers too). */
+  span(kind: number, at: number, len: number): number {
+    this.#headBytes += len;
+    if (this.#headBytes >= this.#max) {
+      this.#overflow = true;
+      return E_USER;
+    }
+    const off = at - curPtr;
+    this.#spans.push(kind, off, off + len);
+    return 0;
+  }
+
+  /** The spans of this read as strings: one latin1 decode, cut into substrings. */
+  #flushSpans(): void {
+    const sp = this.#spans;
+    const n = sp.length;
+    const base = sp[1]!;
+    const all = (curData as Buffer & Latin1Slice).latin1Slice(base, sp[n - 1]!);
+    for (let i = 0; i < n; i += 3) {
+      const kind = sp[i]!;
+      const s = n === 3 ? all : all.substring(sp[i + 1]! - base, sp[i + 2]! - base);
+      if (kind === FIELD) {
+        // A name continues (split across reads) until its value starts.
+        const f = this.#fields;
+        if (f.length === this.#values.length) f.push(s);
+        else f[f.length - 1] += s;
+      } else if (kind === VALUE) {
+        const v = this.#values;
+        if (v.length !== this.#fields.length) v.push(s);
+        else v[v.length - 1] += s;
+      } else if (kind === SPAN_URL) this.#url += s;
+      else this.#status += s;
+    }
+    sp.length = 0;
+  }
+
+  /** Names and values as [name, value, ...], values without trailing spaces or tabs. */
+  #takeHeaders(): string[] {
+    const f = this.#fields;
+    const v = this.#values;
+    const out = new Array<string>(f.length * 2);
+    for (let i = 0; i < f.length; i++) {
+      out[2 * i] = f[i]!;
+      let s = v[i] ?? '';
+      let e = s.length;
+      while (e > 0 && ows(s.charCodeAt(e - 1))) e--;
+      if (e !== s.length) s = s.slice(0, e);
+      out[2 * i + 1] = s;
+    }
+    this.#fields = [];
+    this.#values = [];
+    return out;
+  }
+
+  /** @internal */
+  onHeadersComplete(status: number, upgrade: number, keepAlive: number): number {
+    if (this.#spans.length > 0) this.#flushSpans();
+    const p = this.#ptr;
+    const headers = this.#takeHeaders();
+    this.#headBytes = 0;
+    this.#inHead = false;
+    const cb = this[K_ON_HEADERS_COMPLETE];
+    if (typeof cb !== 'function') return 0;
+    const major = wasm.llhttp_get_http_major(p);
+    const minor = wasm.llhttp_get_http_minor(p);
+    let r: unknown;
+    if (this.#type === TYPE_REQUEST) {
+      r = cb(major, minor, headers, wasm.llhttp_get_method(p), this.#url, undefined, undefined, upgrade === 1, keepAlive === 1);
+    } else {
+      r = cb(major, minor, headers, undefined, undefined, status, this.#status, upgrade === 1, keepAlive === 1);
+    }
+    return typeof r === 'number' ? r | 0 : 0;
+  }
+
+  /** @internal */
+  onBody(at: number, len: number): number {
+    const cb = this[K_ON_BODY];
+    if (typeof cb !== 'function') return 0;
+    const off = at - curPtr;
+    let b: Buffer;
+    if (this.copyBodies) {
+      b = Buffer.allocUnsafe(len);
+      curData.copy(b, 0, off, off + len);
+    } else b = curData.subarray(off, off + len);
+    cb(b);
+    return 0;
+  }
+
+  /** @internal */
+  onMessageComplete(): number {
+    if (this.#spans.length > 0) this.#flushSpans();
+    if (!this.#inHead && this.#fields.length > 0) {
+      // Trailers, as Node's binding hands them over: kOnHeaders before kOnMessageComplete.
+      const t = this.#takeHeaders();
+      const h = this[K_ON_HEADERS];
+      if (typeof h === 'function') h(t, '');
+    }
+    const cb = this[K_ON_MESSAGE_COMPLETE];
+    if (typeof cb === 'function') cb();
+    return 0;
+  }
 }

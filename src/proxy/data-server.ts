@@ -37,7 +37,7 @@ export function createDataServer(proxy: RequestPipeline, upgrades: UpgradeHandle
       connect: (req, socket) => proxy.refuseConnect(req, socket),
       clientError: (code, socket, active) => proxy.clientFault(code, socket, active),
       drop: () => metrics.connectionsDropped.inc(),
-    });
+    }, undefined, config.server.parser);
     applyServerLimits(lean, config);
     return lean;
   }

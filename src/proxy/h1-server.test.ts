@@ -311,6 +311,8 @@ test('a client that does not read its responses is not read either (pipelined fl
     res.end(body);
   }, t);
   const s = connect(port, '127.0.0.1');
+  // Torn down with requests the server never read: the server's close resets the connection.
+  s.on('error', () => {});
   t.after(() => s.destroy());
   await new Promise((r) => s.once('connect', r));
   s.pause();
@@ -447,6 +449,8 @@ test('after a response that closes the connection, what the client still sends i
     ended = true;
   }, t);
   const s = connect(port, '127.0.0.1');
+  // Torn down with requests the server never read: the server's close resets the connection.
+  s.on('error', () => {});
   t.after(() => s.destroy());
   await new Promise((r) => s.once('connect', r));
   s.pause(); // a slow reader: the closing response stays in the server's buffer

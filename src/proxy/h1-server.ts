@@ -29,8 +29,8 @@
 // - Header names and values written are checked as node:http checks them
 //   (a CR or LF in a value throws ERR_INVALID_CHAR and writes nothing).
 import { maxHeaderSize as nodeMaxHeaderSize, STATUS_CODES } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type ListenOptions, type Server as NetServer, type Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { createServer as createNetServer, Socket, type AddressInfo, type ListenOptions, type Server as NetServer, type SocketConstructorOpts } from 'node:net';
+import { Duplex, Readable } from 'node:stream';
 import {
   closeParser,
   HTTPParser,
@@ -41,8 +41,14 @@ import {
   K_ON_MESSAGE_BEGIN,
   K_ON_MESSAGE_COMPLETE,
   METHODS,
+  READ_BUFFER,
+  WasmParser,
   type LlhttpParser,
 } from '../core/llhttp.ts';
+
+
+/** What a connection uses of its parser (Node's binding and WasmParser both have it). */
+type Parser = Pick<LlhttpParser, 'initialize' | 'execute' | 'finish' | 'close'> & { [k: number]: unknown };
 
 
 /** Bytes of request bodies buffered for requests not yet handed to the pipeline (or not read by it) before reading stops. */
@@ -403,7 +409,7 @@ export class H1Response {
 class H1Connection {
   readonly server: H1Server;
   readonly socket: Socket;
-  readonly #parser: LlhttpParser;
+  readonly #parser: Parser;
   #headerAcc: string[] = [];
   #urlAcc = '';
   /** The response being produced (its request handed to the pipeline), or null. */
@@ -423,6 +429,8 @@ class H1Connection {
   #upgrade: H1Request | null = null;
   #upgradeHead: Buffer | null = null;
   #paused = false;
+  /** Upgraded or CONNECT: the socket belongs to its handler (wasm: reads are pushed to its readable side). */
+  #handedOff = false;
   /** The parser reads the socket's handle itself (parser.consume). */
   #consumed = false;
   /** The client sent FIN. */
@@ -432,11 +440,20 @@ class H1Connection {
   requestStart = 0;
   idleSince = 0;
 
+  readonly #closeListener = (): void => this.#onClose();
+
   constructor(server: H1Server, socket: Socket) {
     this.server = server;
     this.socket = socket;
     this.headStart = performance.now();
-    const p = new HTTPParser();
+    const wasm = server.parser === 'wasm';
+    let p: Parser;
+    if (wasm) {
+      const w = new WasmParser();
+      // The reads land in the shared READ_BUFFER: a body chunk kept past the read is a copy.
+      w.copyBodies = true;
+      p = w;
+    } else p = new HTTPParser();
     p.initialize(HTTPParser.REQUEST, {}, server.maxHeaderSize, 0);
     p[K_ON_MESSAGE_BEGIN] = () => {
       // Nothing after #done is a request (in consume mode llhttp still parses what arrives).
@@ -468,15 +485,16 @@ class H1Connection {
     // Reads go straight from the socket's handle into the parser (kOnExecute after each); the
     // connection falls back to 'data' events for good the first time it has to stop reading.
     const handle = (socket as Socket & { _handle?: { isStreamBase?: boolean } })._handle;
-    if (handle?.isStreamBase === true) {
-      p.consume(handle);
+    if (!wasm && handle?.isStreamBase === true) {
+      (p as LlhttpParser).consume(handle);
       this.#consumed = true;
       p[K_ON_EXECUTE] = (r: number | (Error & { code?: string })) => this.#afterExecute(r, null);
     }
-    socket.on('data', (d: Buffer) => this.#onData(d));
+    // (wasm: the socket's reads come through onRead, H1Server's onread callback.)
+    if (!wasm) socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
     socket.on('error', noop);
-    socket.on('close', () => this.#onClose());
+    socket.on('close', this.#closeListener);
     socket.on('drain', () => {
       if (this.active !== null) this.active.onDrain();
       else if (this.#waiting.length > 0 || this.#upgrade !== null) this.next();
@@ -547,12 +565,25 @@ class H1Connection {
     this.#afterExecute(this.#parser.execute(d), d);
   }
 
+  /**
+   * A read into READ_BUFFER (wasm). Parsed at once; once the connection is upgraded its bytes
+   * go to the socket's readable side as copies, so its new owner reads it as any socket.
+   */
+  onRead(n: number, buf: Buffer): boolean {
+    if (this.#handedOff) return this.socket.push(Buffer.from(buf.subarray(0, n)));
+    if (this.#done) return true;
+    const d = buf.subarray(0, n);
+    this.#afterExecute(this.#parser.execute(d), d);
+    return true;
+  }
+
   /** After a parser run over `d` (null: the consumed read, from getCurrentBuffer). */
   #afterExecute(r: number | (Error & { code?: string }), d: Buffer | null): void {
     if (this.#upgrade !== null && this.#upgradeHead === null && typeof r === 'number') {
       // llhttp stopped at the end of the upgrade's head: the rest is the tunnel's.
-      const buf = d ?? this.#parser.getCurrentBuffer();
-      this.#upgradeHead = r < buf.length ? buf.subarray(r) : Buffer.alloc(0);
+      const buf = d ?? (this.#parser as LlhttpParser).getCurrentBuffer();
+      // A copy: a read buffer may be reused (wasm reads into READ_BUFFER).
+      this.#upgradeHead = r < buf.length ? Buffer.from(buf.subarray(r)) : Buffer.alloc(0);
       this.pauseReading();
       if (this.active === null && this.#waiting.length === 0) this.#startUpgrade();
       return;
@@ -664,11 +695,13 @@ class H1Connection {
     this.server.conns.delete(this);
     s.removeAllListeners('data');
     s.removeAllListeners('end');
-    s.removeAllListeners('close');
+    s.removeListener('close', this.#closeListener);
     s.removeAllListeners('drain');
     s.removeListener('error', noop);
     this.#unconsume();
     setImmediate(closeParser, this.#parser);
+    this.#handedOff = true;
+    if (this.server.parser === 'wasm') asPlainSocket(s);
     if (req.method === 'CONNECT') this.server.handlers.connect(req, s);
     else this.server.handlers.upgrade(req, s, head);
   }
@@ -684,7 +717,7 @@ class H1Connection {
   #unconsume(): void {
     if (!this.#consumed) return;
     this.#consumed = false;
-    this.#parser.unconsume();
+    (this.#parser as LlhttpParser).unconsume();
   }
 
   /** Every resume goes through here: reading stays stopped while any reason to stop holds. */
@@ -744,6 +777,17 @@ function hasHost(headers: readonly string[]): boolean {
   return false;
 }
 
+/**
+ * An upgraded socket (wasm) handed to its new owner behaves as any socket: pause() and resume()
+ * act on its readable side (the `onread` socket's own stop and start reading at once), and it reads
+ * on, into its readable buffer, up to the high-water mark (so a FIN is seen while it is paused).
+ */
+function asPlainSocket(s: Socket): void {
+  s.pause = Duplex.prototype.pause as Socket['pause'];
+  s.resume = Duplex.prototype.resume as Socket['resume'];
+  s.read(0);
+}
+
 function nextInTurn(conn: H1Connection): void {
   conn.next();
 }
@@ -755,6 +799,8 @@ export class H1Server {
   readonly handlers: H1Handlers;
   readonly conns = new Set<H1Connection>();
   readonly maxHeaderSize: number;
+  /** wasm: sockets read into READ_BUFFER, parsed by WasmParser; native: Node's binding reads the handle. */
+  readonly parser: 'wasm' | 'native';
   /** ms; 0 = off (node:http's names, so server.* applies to either engine). */
   headersTimeout = 60_000;
   requestTimeout = 300_000;
@@ -764,19 +810,60 @@ export class H1Server {
   closing = false;
   readonly #net: NetServer;
   #timer: NodeJS.Timeout | null = null;
+  // wasm: the accepted socket's handle moves to a socket of ours (with `onread`), so net.Server no
+  // longer counts it; these do (upgraded sockets too, until they close).
+  #open = 0;
+  #maxConnections = Infinity;
+  #closed: (() => void) | null = null;
+  readonly #socketClosed = (): void => {
+    this.#open--;
+    if (this.#open === 0 && this.#closed !== null) this.#closed();
+  };
 
-  constructor(handlers: H1Handlers, maxHeaderSize = nodeMaxHeaderSize) {
+  constructor(handlers: H1Handlers, maxHeaderSize = nodeMaxHeaderSize, parser: 'wasm' | 'native' = 'wasm') {
     this.handlers = handlers;
     this.maxHeaderSize = maxHeaderSize;
+    this.parser = parser;
     // allowHalfOpen: a client's FIN after its request still gets the response (then the connection closes).
-    this.#net = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    this.#net = createNetServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: parser === 'wasm' }, (socket) => {
       if (this.closing) {
         socket.destroy();
         return;
       }
-      this.conns.add(new H1Connection(this, socket));
+      if (parser === 'wasm') this.#adopt(socket);
+      else this.conns.add(new H1Connection(this, socket));
     });
     this.#net.on('drop', () => this.handlers.drop());
+  }
+
+  /**
+   * wasm: the accepted socket (not yet reading) gives its handle to a socket that reads into
+   * READ_BUFFER: net's `onread` option, which only a socket created with it has. Reads then reach
+   * H1Connection.onRead with no Buffer per read and no 'data' event.
+   */
+  #adopt(accepted: Socket): void {
+    if (this.#open >= this.#maxConnections) {
+      this.handlers.drop();
+      accepted.destroy();
+      return;
+    }
+    const a = accepted as Socket & { _handle: SocketConstructorOpts['handle'] | null };
+    const handle = a._handle;
+    a._handle = null;
+    accepted.destroy();
+    let conn: H1Connection | null = null;
+    const opts: SocketConstructorOpts = {
+      handle: handle ?? undefined,
+      allowHalfOpen: true,
+      readable: true,
+      writable: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array): boolean => conn === null || conn.onRead(n, buf as Buffer) },
+    };
+    const socket = new Socket(opts);
+    this.#open++;
+    socket.once('close', this.#socketClosed);
+    conn = new H1Connection(this, socket);
+    this.conns.add(conn);
   }
 
   get keepAliveTimeout(): number {
@@ -789,11 +876,12 @@ export class H1Server {
   }
 
   get maxConnections(): number {
-    return this.#net.maxConnections;
+    return this.parser === 'wasm' ? this.#maxConnections : this.#net.maxConnections;
   }
 
   set maxConnections(n: number) {
-    this.#net.maxConnections = n;
+    if (this.parser === 'wasm') this.#maxConnections = n;
+    else this.#net.maxConnections = n;
   }
 
   listen(opts: ListenOptions, cb: () => void): this {
@@ -826,15 +914,24 @@ export class H1Server {
       this.#timer.unref();
     }
     this.#net.close((err) => {
-      if (this.#timer !== null) clearInterval(this.#timer);
-      this.#timer = null;
-      cb?.(err);
+      const done = (): void => {
+        this.#closed = null;
+        if (this.#timer !== null) clearInterval(this.#timer);
+        this.#timer = null;
+        cb?.(err);
+      };
+      // wasm: net.Server does not count the sockets it gave away; wait for them here.
+      if (this.#open === 0) done();
+      else this.#closed = done;
     });
     return this;
   }
 
   getConnections(cb: (err: Error | null, count: number) => void): void {
-    this.#net.getConnections(cb);
+    if (this.parser === 'wasm') {
+      const n = this.#open;
+      process.nextTick(() => cb(null, n));
+    } else this.#net.getConnections(cb);
   }
 
   closeIdleConnections(): void {

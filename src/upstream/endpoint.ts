@@ -171,6 +171,7 @@ export class Endpoint {
         bodyTimeout: cfg.bodyTimeoutMs,
         keepAliveTimeout: cfg.idleTimeoutMs,
         keepAliveTimeoutThreshold: 1000,
+        parser: cfg.parser,
       });
       return new UpstreamConnection(this, lean);
     }

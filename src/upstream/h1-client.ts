@@ -28,8 +28,11 @@ import {
   K_ON_HEADERS_COMPLETE,
   K_ON_MESSAGE_BEGIN,
   K_ON_MESSAGE_COMPLETE,
+  READ_BUFFER,
+  WasmParser,
   type LlhttpParser,
 } from '../core/llhttp.ts';
+
 
 
 /** undici's legacy dispatch handler, as the gateway's RequestContext implements it. */
@@ -62,7 +65,15 @@ export interface H1ClientOptions {
   readonly keepAliveTimeoutThreshold?: number;
   /** Max response header bytes (0 = Node's default, 16 KiB). */
   readonly maxHeaderSize?: number;
+  /**
+   * The response parser: llhttp compiled to WebAssembly, the socket read into one shared buffer
+   * (wasm, the default), or Node's llhttp binding reading the socket's handle (native).
+   */
+  readonly parser?: 'wasm' | 'native';
 }
+
+/** What the client uses of a parser (Node's binding and WasmParser both have it). */
+type Parser = Pick<LlhttpParser, 'initialize' | 'execute' | 'finish' | 'close'> & { [k: number]: unknown };
 
 type CodedError = Error & { code: string };
 
@@ -106,7 +117,8 @@ export class H1Client extends EventEmitter {
   readonly #keepAliveTimeout: number;
   readonly #keepAliveThreshold: number;
   readonly #maxHeaderSize: number;
-  #parser: LlhttpParser | null = null;
+  #parser: Parser | null = null;
+  readonly #wasm: boolean;
   #socket: Socket | null = null;
   #connected = false;
   #destroyed = false;
@@ -163,6 +175,7 @@ export class H1Client extends EventEmitter {
     this.#keepAliveTimeout = opts.keepAliveTimeout ?? 4_000;
     this.#keepAliveThreshold = opts.keepAliveTimeoutThreshold ?? 1_000;
     this.#maxHeaderSize = opts.maxHeaderSize ?? 0;
+    this.#wasm = (opts.parser ?? 'wasm') === 'wasm';
     // Bound once per client (never per request).
     this.#abort = (err?: Error) => this.#abortRequest(err);
     this.#resume = () => this.#resumeBody();
@@ -247,7 +260,11 @@ export class H1Client extends EventEmitter {
 
   // ── connection ──────────────────────────────────────────────────────────
   #connect(): void {
-    const s = connect({ host: this.#host, port: this.#port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 });
+    const base = { host: this.#host, port: this.#port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 };
+    // wasm: every read lands in one shared buffer and is parsed at once (no 'data' events, no Buffer per read).
+    const s: Socket = this.#wasm
+      ? connect({ ...base, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(s, n, buf) } })
+      : connect(base);
     this.#socket = s;
     this.#connected = false;
     this.#socketError = null;
@@ -261,7 +278,7 @@ export class H1Client extends EventEmitter {
     s.on('connect', () => {
       if (this.#socket !== s) return;
       this.#connected = true;
-      this.#consume(s, p);
+      if (!this.#wasm) this.#consume(s, p as LlhttpParser);
       this.emit('connect', this.origin, [this]);
       if (this.#handler !== null && this.#phase === CONNECTING) this.#write(s);
       else this.#deadline = 0;
@@ -354,6 +371,7 @@ export class H1Client extends EventEmitter {
    * marks them as excess), exactly as #onSocketData drops them unparsed.
    */
   #consume(s: Socket, p: LlhttpParser): void {
+    if (this.#wasm) return;
     const handle = (s as Socket & { _handle?: { isStreamBase?: boolean } })._handle;
     if (handle?.isStreamBase !== true || this.#parser !== p) return;
     p[K_ON_MESSAGE_BEGIN] = () => {
@@ -374,7 +392,13 @@ export class H1Client extends EventEmitter {
   #unconsume(): void {
     if (!this.#consumed) return;
     this.#consumed = false;
-    this.#parser?.unconsume();
+    (this.#parser as LlhttpParser | null)?.unconsume();
+  }
+
+  /** A read into READ_BUFFER (wasm): parsed before the callback returns; body chunks are copies. */
+  #onRead(s: Socket, n: number, buf: Uint8Array): boolean {
+    if (this.#socket === s) this.#onSocketData(s, (buf as Buffer).subarray(0, n));
+    return true;
   }
 
   #onSocketData(s: Socket, d: Buffer): void {
@@ -561,8 +585,13 @@ export class H1Client extends EventEmitter {
   }
 
   // ── response (llhttp callbacks; `this` is the client via arrow functions) ──
-  #newParser(): LlhttpParser {
-    const p = new HTTPParser();
+  #newParser(): Parser {
+    let p: Parser;
+    if (this.#wasm) {
+      const w = new WasmParser();
+      w.copyBodies = true;
+      p = w;
+    } else p = new HTTPParser();
     p[K_ON_HEADERS] = (headers: string[]) => {
       if (this.#parser !== p) return;
       const acc = this.#headerAcc;

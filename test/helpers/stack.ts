@@ -124,6 +124,9 @@ export function withUpstreamClientEnv(doc: Record<string, unknown>): Record<stri
   setUnlessChosen(doc, 'upstream', 'client', process.env['SG_UPSTREAM_CLIENT']);
   // SG_SERVER_ENGINE=lean (or node): the same for `server.engine` (the data-plane HTTP/1.1 server).
   setUnlessChosen(doc, 'server', 'engine', process.env['SG_SERVER_ENGINE']);
+  // SG_HTTP_PARSER=native (or wasm): the lean engines' llhttp (`server.parser`, `upstream.parser`).
+  setUnlessChosen(doc, 'server', 'parser', process.env['SG_HTTP_PARSER']);
+  setUnlessChosen(doc, 'upstream', 'parser', process.env['SG_HTTP_PARSER']);
   return doc;
 }
 
