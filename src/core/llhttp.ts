@@ -210,8 +210,10 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   // The message's pieces so far.
   #url = '';
   #status = '';
-  #fields: string[] = [];
-  #values: string[] = [];
+  /** Names and values as [name, value, ...] (a value still arriving is the last entry). */
+  #headers: string[] = [];
+  #names = 0;
+  #vals = 0;
 
   initialize(type: number, _resource: object, maxHeaderSize: number, lenientFlags: number): void {
     if (lenientFlags !== 0) throw new Error('WasmParser: lenient flags are not supported');
@@ -304,8 +306,9 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
     this.#spans.length = 0;
     this.#url = '';
     this.#status = '';
-    this.#fields = [];
-    this.#values = [];
+    if (this.#names !== 0) this.#headers = [];
+    this.#names = 0;
+    this.#vals = 0;
   }
 
   /** @internal (from WebAssembly) */
@@ -337,15 +340,18 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
     for (let i = 0; i < n; i += 3) {
       const kind = sp[i]!;
       const s = n === 3 ? all : all.substring(sp[i + 1]! - base, sp[i + 2]! - base);
+      const h = this.#headers;
       if (kind === FIELD) {
-        // A name continues (split across reads) until its value starts.
-        const f = this.#fields;
-        if (f.length === this.#values.length) f.push(s);
-        else f[f.length - 1] += s;
+        // A name continues (split across reads) until its value starts (Node's binding counts the same way).
+        if (this.#names === this.#vals) {
+          h.push(s);
+          this.#names++;
+        } else h[h.length - 1] += s;
       } else if (kind === VALUE) {
-        const v = this.#values;
-        if (v.length !== this.#fields.length) v.push(s);
-        else v[v.length - 1] += s;
+        if (this.#vals !== this.#names) {
+          h.push(s);
+          this.#vals++;
+        } else h[h.length - 1] += s;
       } else if (kind === SPAN_URL) this.#url += s;
       else this.#status += s;
     }
@@ -354,20 +360,22 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
 
   /** Names and values as [name, value, ...], values without trailing spaces or tabs. */
   #takeHeaders(): string[] {
-    const f = this.#fields;
-    const v = this.#values;
-    const out = new Array<string>(f.length * 2);
-    for (let i = 0; i < f.length; i++) {
-      out[2 * i] = f[i]!;
-      let s = v[i] ?? '';
-      let e = s.length;
-      while (e > 0 && ows(s.charCodeAt(e - 1))) e--;
-      if (e !== s.length) s = s.slice(0, e);
-      out[2 * i + 1] = s;
+    const h = this.#headers;
+    if (this.#vals < this.#names) {
+      h.push('');
+      this.#vals++;
     }
-    this.#fields = [];
-    this.#values = [];
-    return out;
+    for (let i = 1; i < h.length; i += 2) {
+      const v = h[i]!;
+      let e = v.length;
+      if (e === 0 || !ows(v.charCodeAt(e - 1))) continue;
+      while (e > 0 && ows(v.charCodeAt(e - 1))) e--;
+      h[i] = v.slice(0, e);
+    }
+    this.#headers = [];
+    this.#names = 0;
+    this.#vals = 0;
+    return h;
   }
 
   /** @internal */
@@ -407,7 +415,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   /** @internal */
   onMessageComplete(): number {
     if (this.#spans.length > 0) this.#flushSpans();
-    if (!this.#inHead && this.#fields.length > 0) {
+    if (!this.#inHead && this.#names > 0) {
       // Trailers, as Node's binding hands them over: kOnHeaders before kOnMessageComplete.
       const t = this.#takeHeaders();
       const h = this[K_ON_HEADERS];
