@@ -169,6 +169,24 @@ test('the header-size limit: HPE_HEADER_OVERFLOW at the same byte as Node’s bi
   same('request', `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: ${'t'.repeat(60)}\r\n\r\n`, { max: 60 });
 });
 
+test('chunk extensions: up to 16 KiB per chunk as Node’s binding, more is HPE_CHUNK_EXTENSIONS_OVERFLOW', () => {
+  const head = 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n';
+  const ok = Buffer.from(`${head}5;${'e'.repeat(16000)}\r\nhello\r\n5;x=${'v'.repeat(16000)}\r\nworld\r\n0;${'z'.repeat(16000)}\r\n\r\n`, 'latin1');
+  const big = Buffer.from(`${head}5;${'e'.repeat(20000)}\r\nhello\r\n0\r\n\r\n`, 'latin1');
+  const endless = Buffer.from(`${head}5;${'e'.repeat(200_000)}`, 'latin1');
+  for (const piece of [ok.length, 1000, 7]) {
+    const chunks = (b: Buffer) => Array.from({ length: Math.ceil(b.length / piece) }, (_, i) => b.subarray(i * piece, (i + 1) * piece));
+    for (const make of [native, wasm]) {
+      const good = run(make, 'request', chunks(ok));
+      assert.deepEqual(good.slice(-3), [`body hello${'world'}`, 'complete', 'finish ok'], String(piece));
+      for (const bad of [big, endless]) {
+        const log = run(make, 'request', chunks(bad));
+        assert.match(log.find((l) => l.startsWith('error')) ?? 'none', /^error HPE_CHUNK_EXTENSIONS_OVERFLOW/, `${piece}: ${log.join(' | ').slice(0, 200)}`);
+      }
+    }
+  }
+});
+
 test('a copied body chunk outlives the buffer it was read from', () => {
   const p = new WasmParser();
   p.copyBodies = true;

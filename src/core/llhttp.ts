@@ -67,7 +67,14 @@ export function closeParser(p: Pick<LlhttpParser, 'close'>): void {
 // and calls execute); kOnHeaders never runs for a head (every header arrives with
 // kOnHeadersComplete, however many), only for trailers, before kOnMessageComplete; kOnExecute
 // never runs. Chunk extensions are parsed and skipped (this build has no callback for them, so
-// nothing of them is kept).
+// nothing of them is kept); Node's limit on them (HPE_CHUNK_EXTENSIONS_OVERFLOW past 16 KiB per
+// chunk) is kept as a limit on the framing between two body bytes, checked after each read.
+
+/**
+ * Framing bytes allowed between two body bytes of a chunked message (a chunk's size line with its
+ * extensions, CRLFs): Node's 16 KiB of extensions per chunk, plus room for the rest of the line.
+ */
+const MAX_CHUNK_FRAMING = 16 * 1024 + 32;
 
 /** The header-size limit when 0 is given: Node's default (--max-http-header-size is not read here). */
 const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
@@ -205,6 +212,14 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   #headBytes = 0;
   #overflow = false;
   #inHead = true;
+  /** Between the end of a head and the end of its message. */
+  #inBody = false;
+  /** Bytes parsed before the read being parsed; the position after the last byte of a callback. */
+  #total = 0;
+  #lastData = 0;
+  /** A chunked message ended: the framing since its last body byte is checked at the next callback or read end. */
+  #gapCheck = false;
+  #framingOverflow = false;
   // This read's spans, as [kind, start, end] offsets into curData (made into strings at once).
   #spans: number[] = [];
   // The message's pieces so far.
@@ -260,6 +275,11 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
       if (nested) wasm.free(ptr);
     }
     let nread = len;
+    if (err === E_OK && (this.#inBody || this.#gapCheck) && this.#total + len - this.#lastData > MAX_CHUNK_FRAMING) {
+      this.#total += len;
+      return parseError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'Chunk extensions overflow', len);
+    }
+    this.#total += len;
     if (err !== E_OK) {
       nread = wasm.llhttp_get_error_pos(p) - ptr;
       if (err === E_PAUSED_UPGRADE) {
@@ -295,6 +315,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   }
 
   #error(err: number, bytesParsed: number): ParseError {
+    if (err === E_USER && this.#framingOverflow) return parseError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'Chunk extensions overflow', bytesParsed);
     if (err === E_USER && this.#overflow) return parseError('HPE_HEADER_OVERFLOW', 'Header overflow', bytesParsed);
     return parseError(errnoName(err), cString(wasm.llhttp_get_error_reason(this.#ptr)), bytesParsed);
   }
@@ -303,6 +324,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
     this.#headBytes = 0;
     this.#overflow = false;
     this.#inHead = true;
+    this.#inBody = false;
     this.#spans.length = 0;
     this.#url = '';
     this.#status = '';
@@ -327,7 +349,16 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
       return E_USER;
     }
     const off = at - curPtr;
+    if (this.#gapCheck) {
+      // The first piece of the next message (after its method, or its version and status code).
+      this.#gapCheck = false;
+      if (this.#total + off - this.#lastData > MAX_CHUNK_FRAMING + 32) {
+        this.#framingOverflow = true;
+        return E_USER;
+      }
+    }
     this.#spans.push(kind, off, off + len);
+    this.#lastData = this.#total + off + len;
     return 0;
   }
 
@@ -385,6 +416,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
     const headers = this.#takeHeaders();
     this.#headBytes = 0;
     this.#inHead = false;
+    this.#inBody = true;
     const cb = this[K_ON_HEADERS_COMPLETE];
     if (typeof cb !== 'function') return 0;
     const major = wasm.llhttp_get_http_major(p);
@@ -400,9 +432,14 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
 
   /** @internal */
   onBody(at: number, len: number): number {
+    const off = at - curPtr;
+    if (this.#total + off - this.#lastData > MAX_CHUNK_FRAMING) {
+      this.#framingOverflow = true;
+      return E_USER;
+    }
+    this.#lastData = this.#total + off + len;
     const cb = this[K_ON_BODY];
     if (typeof cb !== 'function') return 0;
-    const off = at - curPtr;
     let b: Buffer;
     if (this.copyBodies) {
       b = Buffer.allocUnsafe(len);
@@ -421,6 +458,8 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
       const h = this[K_ON_HEADERS];
       if (typeof h === 'function') h(t, '');
     }
+    if (this.#inBody) this.#gapCheck = true;
+    this.#inBody = false;
     const cb = this[K_ON_MESSAGE_COMPLETE];
     if (typeof cb === 'function') cb();
     return 0;
