@@ -40,3 +40,15 @@ test('response pass drops hop-by-hop headers and reports stream and request id',
   assert.equal(info.eventStream, true);
   assert.equal(info.hasRequestId, true);
 });
+
+test('every hop-by-hop header is dropped both ways, whatever its case; names of the same length are kept', () => {
+  const hop = ['Connection', 'Keep-Alive', 'Proxy-Connection', 'Transfer-Encoding', 'TE', 'Trailer', 'Upgrade', 'HTTP2-Settings'];
+  const kept = ['tf', 'trailers', 'upgradE1', 'connectio', 'keep-alivf', 'proxy-connectiox', 'transfer-encodinx', 'http2-settingz', 'x-upgrad'];
+  const raw = [...hop, ...hop.map((n) => n.toLowerCase()), ...kept].flatMap((n) => [n, 'v']);
+  const out: string[] = [];
+  filterRequestHeaders(raw, out, newRequestHeaderInfo(), '');
+  assert.deepEqual(out.filter((_, i) => i % 2 === 0), kept);
+  const down: string[] = [];
+  filterResponseHeaders(raw, down, { hasRequestId: false, contentLength: -1, eventStream: false });
+  assert.deepEqual(down.filter((_, i) => i % 2 === 0), kept.map((n) => n.toLowerCase()));
+});

@@ -2,16 +2,28 @@
 // req.headers (Node builds it lazily), no regex, constant sets.
 import { util as undiciUtil } from 'undici';
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'http2-settings',
-]);
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1, and those proxies drop in practice), lower-case: by
+ * length, then by value (a Set would hash every fresh name the parser makes).
+ */
+function isHopByHop(lower: string): boolean {
+  switch (lower.length) {
+    case 2:
+      return lower === 'te';
+    case 7:
+      return lower === 'trailer' || lower === 'upgrade';
+    case 10:
+      return lower === 'connection' || lower === 'keep-alive';
+    case 14:
+      return lower === 'http2-settings';
+    case 16:
+      return lower === 'proxy-connection';
+    case 17:
+      return lower === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
 
 /** What the request pass learned besides the forwarded header list. */
 export interface RequestHeaderInfo {
@@ -95,7 +107,7 @@ export function filterRequestHeaders(raw: readonly string[], out: string[], info
         info.cookie = info.cookie === null ? value : `${info.cookie}; ${value}`;
         break;
       default:
-        if (HOP_BY_HOP.has(lower)) continue;
+        if (isHopByHop(lower)) continue;
     }
     if (lower === stickyHeader && info.stickyValue === null) info.stickyValue = value;
     out.push(name, value);
@@ -143,7 +155,7 @@ export function filterResponseHeaders(raw: readonly Buffer[] | readonly string[]
         if (value.startsWith('text/event-stream')) info.eventStream = true;
         break;
       default:
-        if (HOP_BY_HOP.has(name)) continue;
+        if (isHopByHop(name)) continue;
     }
     out.push(name, value);
   }
