@@ -1,6 +1,9 @@
 // A lean HTTP/1.1 server for the data plane (server.engine: lean): raw
-// `node:net` sockets, requests parsed by Node's own llhttp binding (the
-// HTTPParser node:http's server uses, strict: no lenient flags), responses
+// `node:net` sockets, requests parsed by llhttp in strict mode (no lenient
+// flags): by default llhttp in WebAssembly (server.parser: wasm), each accepted
+// handle adopted by a socket that reads into the shared READ_BUFFER (net's
+// `onread`); or Node's own binding, the HTTPParser node:http's server uses,
+// reading the handle from C++ (server.parser: native). Responses are
 // serialized here. It gives the pipeline what it uses of node:http's request
 // and response (DownstreamRequest/DownstreamResponse in pipeline.ts) without
 // a Readable per request, a Writable per response or an event per phase: the

@@ -1,6 +1,8 @@
 // A lean HTTP/1.1 client for one pooled upstream connection (upstream.client:
 // lean): one socket at a time, one request at a time (pipelining 1), responses
-// parsed by Node's own llhttp binding (the parser node:http uses), driven the
+// parsed by llhttp in strict mode (upstream.parser: wasm, the default: llhttp in
+// WebAssembly, the socket read into the shared READ_BUFFER through net's
+// `onread`; native: Node's own binding, the parser node:http uses), driven the
 // way lib/_http_client.js drives it. A drop-in for how the gateway uses an
 // undici Client: dispatch(opts, handler) with undici's legacy handler
 // (onConnect/onHeaders/onData/onComplete/onError), destroy() → Promise, and the
