@@ -222,6 +222,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   #framingOverflow = false;
   // This read's spans, as [kind, start, end] offsets into curData (made into strings at once).
   #spans: number[] = [];
+  #nspans = 0;
   // The message's pieces so far.
   #url = '';
   #status = '';
@@ -267,7 +268,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
     let err: number;
     try {
       err = wasm.llhttp_execute(p, ptr, len);
-      if (this.#spans.length > 0) this.#flushSpans();
+      if (this.#nspans > 0) this.#flushSpans();
     } finally {
       cur = prev;
       curData = prevData;
@@ -325,7 +326,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
     this.#overflow = false;
     this.#inHead = true;
     this.#inBody = false;
-    this.#spans.length = 0;
+    this.#nspans = 0;
     this.#url = '';
     this.#status = '';
     if (this.#names !== 0) this.#headers = [];
@@ -357,7 +358,13 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
         return E_USER;
       }
     }
-    this.#spans.push(kind, off, off + len);
+    // Written over in place (no push, no truncation: the array keeps its length between reads).
+    const sp = this.#spans;
+    const n = this.#nspans;
+    sp[n] = kind;
+    sp[n + 1] = off;
+    sp[n + 2] = off + len;
+    this.#nspans = n + 3;
     this.#lastData = this.#total + off + len;
     return 0;
   }
@@ -365,7 +372,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   /** The spans of this read as strings: one latin1 decode, cut into substrings. */
   #flushSpans(): void {
     const sp = this.#spans;
-    const n = sp.length;
+    const n = this.#nspans;
     const base = sp[1]!;
     const all = (curData as Buffer & Latin1Slice).latin1Slice(base, sp[n - 1]!);
     for (let i = 0; i < n; i += 3) {
@@ -386,7 +393,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
       } else if (kind === SPAN_URL) this.#url += s;
       else this.#status += s;
     }
-    sp.length = 0;
+    this.#nspans = 0;
   }
 
   /** Names and values as [name, value, ...], values without trailing spaces or tabs. */
@@ -411,7 +418,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
 
   /** @internal */
   onHeadersComplete(status: number, upgrade: number, keepAlive: number): number {
-    if (this.#spans.length > 0) this.#flushSpans();
+    if (this.#nspans > 0) this.#flushSpans();
     const p = this.#ptr;
     const headers = this.#takeHeaders();
     this.#headBytes = 0;
@@ -451,7 +458,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
 
   /** @internal */
   onMessageComplete(): number {
-    if (this.#spans.length > 0) this.#flushSpans();
+    if (this.#nspans > 0) this.#flushSpans();
     if (!this.#inHead && this.#names > 0) {
       // Trailers, as Node's binding hands them over: kOnHeaders before kOnMessageComplete.
       const t = this.#takeHeaders();
