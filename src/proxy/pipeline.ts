@@ -824,7 +824,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     counters.activeRequests--;
     if (this.retrying) counters.activeRetries--;
     this.leaveEndpoint();
-    this.releaseConnection();
+    this.releaseConnection(now);
     const target = this.target;
     if (this.permit && target !== null) {
       this.permit = false;

@@ -153,6 +153,8 @@ export class H1Client extends EventEmitter {
   #excess = false;
   /** The parser reads the socket's handle itself (parser.consume). */
   #consumed = false;
+  /** The body timeout was armed during the parser run in progress (the head came in this read). */
+  #armedThisRead = false;
 
   // Timeouts: one deadline, checked by a timer that is re-armed lazily.
   #deadline = 0;
@@ -224,11 +226,13 @@ export class H1Client extends EventEmitter {
     this.#completePending = false;
     this.#trailers = null;
     this.#bodyStream = null;
+    this.#armedThisRead = false;
     handler.onConnect?.(this.#abort);
     if (this.#handler !== handler) return true; // aborted in onConnect
     const s = this.#socket;
-    if (s !== null && this.#connected && !this.#excess && !s.destroyed && s.readyState === 'open' && !unreadInput(s) && performance.now() < this.#reuseUntil) {
-      this.#write(s);
+    const now = performance.now();
+    if (s !== null && this.#connected && !this.#excess && !s.destroyed && s.readyState === 'open' && !unreadInput(s) && now < this.#reuseUntil) {
+      this.#write(s, now);
     } else {
       if (s !== null) this.#dropSocket(s);
       this.#connect();
@@ -415,6 +419,7 @@ export class H1Client extends EventEmitter {
 
   /** After a parser run (from 'data', or kOnExecute for a consumed handle). */
   #afterRun(s: Socket, r: number | Error): void {
+    this.#armedThisRead = false;
     if (this.#socket !== s) {
       // Dropped during the run (aborted or failed from a callback); a late complete is still delivered.
       if (this.#completePending && !this.#paused && this.#handler !== null) this.#complete();
@@ -438,7 +443,8 @@ export class H1Client extends EventEmitter {
   }
 
   // ── request ─────────────────────────────────────────────────────────────
-  #write(s: Socket): void {
+  /** Writes the request; `now` (performance.now()) starts the headers timeout. */
+  #write(s: Socket, now = performance.now()): void {
     const opts = this.#opts!;
     const body = opts.body ?? null;
     let head = `${opts.method} ${opts.path} HTTP/1.1\r\n`;
@@ -467,7 +473,7 @@ export class H1Client extends EventEmitter {
       else if (contentLength > 0) return this.#lengthMismatch();
       s.write(`${head}\r\n`, 'latin1');
       this.#requestWritten = true;
-      this.#arm(this.#headersTimeout);
+      this.#arm(this.#headersTimeout, now);
       return;
     }
     if (typeof body === 'string' || Buffer.isBuffer(body)) {
@@ -490,7 +496,7 @@ export class H1Client extends EventEmitter {
         s.uncork();
       }
       this.#requestWritten = true;
-      this.#arm(this.#headersTimeout);
+      this.#arm(this.#headersTimeout, now);
       return;
     }
     // A stream: content-length framing when given (strict), chunked otherwise.
@@ -649,6 +655,8 @@ export class H1Client extends EventEmitter {
     const now = performance.now();
     if (shouldKeepAlive) this.#reuseUntil = this.#keepAliveUntil(headers, now);
     this.#arm(this.#bodyTimeout, now);
+    // Body chunks of this same read need not read the clock again (#afterRun clears it).
+    this.#armedThisRead = true;
     const ok = handler.onHeaders?.(statusCode, headers, this.#resume, statusMessage) ?? true;
     if (ok === false && this.#handler === handler) this.#pause();
     return this.#isHead || statusCode === 204 || statusCode === 304 ? 1 : 0;
@@ -682,7 +690,7 @@ export class H1Client extends EventEmitter {
       (this.#queued ??= []).push(b);
       return;
     }
-    if (this.#bodyTimeout > 0) this.#deadline = performance.now() + this.#bodyTimeout;
+    if (this.#bodyTimeout > 0 && !this.#armedThisRead) this.#deadline = performance.now() + this.#bodyTimeout;
     if (handler.onData?.(b) === false && this.#handler === handler) this.#pause();
   }
 
