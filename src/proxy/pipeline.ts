@@ -200,6 +200,8 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   readonly startMs: number;
   readonly info: RequestHeaderInfo;
   headers: string[] = [];
+  /** Every name and value in `headers` came through llhttp (strict) or is the gateway's own. */
+  headersChecked = false;
   path = '';
   app: AppRoute | null = null;
   target: AppTarget | null = null;
@@ -320,6 +322,10 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     this.app = app;
     appendForwardingHeaders(this.headers, this.info, this.req.socket.remoteAddress ?? '', 'http');
     if (rule !== null && rule.requestHeaders !== null) modifyHeaders(this.headers, rule.requestHeaders);
+    // The lean server's llhttp is strict whatever the process flags (node:http's follows
+    // --insecure-http-parser); values a route's filter sets come from a Kubernetes object. Only
+    // a request read by the lean server with no such values skips the client's per-value check.
+    this.headersChecked = this.req instanceof H1Request && (rule === null || rule.requestHeaders === null);
     this.pickCluster(app);
   }
 
@@ -545,6 +551,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
         method: this.req.method as Dispatcher.HttpMethod,
         headers: this.headers,
         body: this.body,
+        headersChecked: this.headersChecked,
       },
       this,
     );

@@ -596,3 +596,19 @@ test('an early answer before the streamed request body ended: complete, the sock
   await c.destroy();
   await closeServer(s.server, s.conns);
 });
+
+test('a header value with CR, LF or another control character is refused before anything is written, unless the caller vouches for the list (headersChecked)', async () => {
+  const s = await rawServer((r) => r.socket.write(ok('x')));
+  const c = new H1Client(s.origin);
+  for (const bad of ['a\r\nx-injected: 1', 'a\nb', 'a\u0001b']) {
+    const r = await send(c, { headers: ['host', 'upstream', 'x-v', bad] });
+    assert.equal((r.error as Error & { code?: string } | null)?.code, 'UND_ERR_INVALID_ARG', JSON.stringify(bad));
+  }
+  assert.equal(s.reqs.length, 0, 'nothing was written');
+  // headersChecked: the list came out of llhttp in strict mode (the pipeline's case); not checked again.
+  const r = await send(c, { headers: ['host', 'upstream', 'x-v', 'a\u0001b'], headersChecked: true });
+  assert.equal(r.error, null);
+  assert.equal(s.reqs.length, 1);
+  await c.destroy();
+  await closeServer(s.server, s.conns);
+});

@@ -53,6 +53,11 @@ export interface H1DispatchOptions {
   /** Flat [name, value, ...]. */
   readonly headers?: readonly string[] | null;
   readonly body?: Buffer | Readable | string | null;
+  /**
+   * Every header name and value came out of llhttp in strict mode (the client's request) or is the
+   * gateway's own: the per-value character check is not run twice (as H1Response.writeHeadParsed).
+   */
+  readonly headersChecked?: boolean;
 }
 
 export interface H1ClientOptions {
@@ -451,6 +456,7 @@ export class H1Client extends EventEmitter {
     let hasHost = false;
     let contentLength = -1;
     const h = opts.headers;
+    const check = opts.headersChecked !== true;
     if (h != null) {
       for (let i = 0; i < h.length; i += 2) {
         const name = h[i]!;
@@ -461,7 +467,7 @@ export class H1Client extends EventEmitter {
           contentLength = Number(value);
           if (!(contentLength >= 0) || !Number.isSafeInteger(contentLength)) return this.#invalid('invalid content-length header');
         } else if (n === 17 && name.toLowerCase() === 'transfer-encoding') return this.#invalid('invalid transfer-encoding header');
-        if (INVALID_HEADER_VALUE.test(value)) return this.#invalid(`invalid ${name} header`);
+        if (check && INVALID_HEADER_VALUE.test(value)) return this.#invalid(`invalid ${name} header`);
         head += `${name}: ${value}\r\n`;
       }
     }
