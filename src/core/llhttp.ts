@@ -211,13 +211,12 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   /** Bytes of the head so far (URL or status text, names, values), as Node's binding counts them. */
   #headBytes = 0;
   #overflow = false;
-  #inHead = true;
-  /** Between the end of a head and the end of its message. */
+  /** Between the end of a head and the end of its message (names and values then are trailers). */
   #inBody = false;
   /** Bytes parsed before the read being parsed; the position after the last byte of a callback. */
   #total = 0;
   #lastData = 0;
-  /** A chunked message ended: the framing since its last body byte is checked at the next callback or read end. */
+  /** A message ended: the framing since its last byte (a chunked body's last-chunk extensions) is checked at the next callback or read end. */
   #gapCheck = false;
   #framingOverflow = false;
   // This read's spans, as [kind, start, end] offsets into curData (made into strings at once).
@@ -324,7 +323,6 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   #resetMessage(): void {
     this.#headBytes = 0;
     this.#overflow = false;
-    this.#inHead = true;
     this.#inBody = false;
     this.#nspans = 0;
     this.#url = '';
@@ -422,7 +420,6 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
     const p = this.#ptr;
     const headers = this.#takeHeaders();
     this.#headBytes = 0;
-    this.#inHead = false;
     this.#inBody = true;
     const cb = this[K_ON_HEADERS_COMPLETE];
     if (typeof cb !== 'function') return 0;
@@ -459,7 +456,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   /** @internal */
   onMessageComplete(): number {
     if (this.#nspans > 0) this.#flushSpans();
-    if (!this.#inHead && this.#names > 0) {
+    if (this.#inBody && this.#names > 0) {
       // Trailers, as Node's binding hands them over: kOnHeaders before kOnMessageComplete.
       const t = this.#takeHeaders();
       const h = this[K_ON_HEADERS];
