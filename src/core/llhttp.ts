@@ -20,6 +20,9 @@ export interface LlhttpParser {
   [k: number]: unknown;
 }
 
+/** What the lean engines use of a parser: Node's binding and WasmParser both have it. */
+export type Parser = Pick<LlhttpParser, 'initialize' | 'execute' | 'finish' | 'close'> & { [k: number]: unknown };
+
 interface LlhttpParserClass {
   new (): LlhttpParser;
   readonly REQUEST: number;

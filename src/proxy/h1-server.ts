@@ -47,11 +47,10 @@ import {
   READ_BUFFER,
   WasmParser,
   type LlhttpParser,
+  type Parser,
 } from '../core/llhttp.ts';
 
 
-/** What a connection uses of its parser (Node's binding and WasmParser both have it). */
-type Parser = Pick<LlhttpParser, 'initialize' | 'execute' | 'finish' | 'close'> & { [k: number]: unknown };
 
 
 /** Bytes of request bodies buffered for requests not yet handed to the pipeline (or not read by it) before reading stops. */

@@ -33,6 +33,7 @@ import {
   READ_BUFFER,
   WasmParser,
   type LlhttpParser,
+  type Parser,
 } from '../core/llhttp.ts';
 
 
@@ -79,8 +80,6 @@ export interface H1ClientOptions {
   readonly parser?: 'wasm' | 'native';
 }
 
-/** What the client uses of a parser (Node's binding and WasmParser both have it). */
-type Parser = Pick<LlhttpParser, 'initialize' | 'execute' | 'finish' | 'close'> & { [k: number]: unknown };
 
 type CodedError = Error & { code: string };
 
