@@ -112,6 +112,8 @@ const REQUESTS = [
   `GET /many HTTP/1.1\r\nHost: a\r\n${manyHeaders}\r\n`,
   'GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello',
   'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\ntunnel bytes',
+  // Header names in several spellings.
+  'GET / HTTP/1.1\r\nhost: a\r\nUser-Agent: u\r\nACCEPT: */*\r\nContent-Typ: x\r\nContent-Typee: x\r\ncontent-TYPE: y\r\nTE: t\r\nte: t\r\nX-Request-ID: i\r\nx-request-id: j\r\nHostx: h\r\n\r\n',
   'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n',
   // Malformed and smuggling attempts: each must fail at the same byte with the same code.
   'G@T / HTTP/1.1\r\nHost: a\r\n\r\n',

@@ -140,19 +140,35 @@ const LINE_END = Buffer.from('}\n');
 /** The keys (117 bytes), two quotes per string and five numbers of ≤ 24 characters each, with room to spare. */
 const FIXED_BYTES = 320;
 
+/** Constant bytes: a loop, cheaper than TypedArray#set's call for keys of a few bytes. */
 function copyIn(b: Buffer, p: number, src: Buffer): number {
-  b.set(src, p);
-  return p + src.length;
+  const n = src.length;
+  for (let i = 0; i < n; i++) b[p + i] = src[i]!;
+  return p + n;
 }
 
+/** Longer strings are copied by Buffer#write (one native call) after the safety check. */
+const LOOP_MAX = 64;
 /** Printable ASCII other than `"` and `\\`: such a string is its own JSON body. */
 const JSON_SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
  * A JSON string: printable ASCII other than `"` and `\\` is copied as is; anything else (quotes,
- * controls, non-ASCII, lone surrogates) goes through JSON.stringify and UTF-8.
+ * controls, non-ASCII, lone surrogates) goes through JSON.stringify and UTF-8. The request id,
+ * method, app, cluster and flag are short: one pass checks and copies them.
  */
 function writeJsonString(b: Buffer, p: number, s: string): number {
+  const n = s.length;
+  if (n <= LOOP_MAX) {
+    b[p] = 0x22;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return p + b.write(JSON.stringify(s), p, 'utf8');
+      b[p + 1 + i] = c;
+    }
+    b[p + 1 + n] = 0x22;
+    return p + n + 2;
+  }
   if (!JSON_SAFE.test(s)) return p + b.write(JSON.stringify(s), p, 'utf8');
   b[p] = 0x22;
   p += 1 + b.write(s, p + 1, 'latin1');
