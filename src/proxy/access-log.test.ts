@@ -90,7 +90,7 @@ test('durations print as round2 would print them, integers as String does', () =
     const ms = Math.random() * 10 ** (i % 7);
     assert.equal(hundredths(ms), String(Math.round(ms * 100) / 100), String(ms));
   }
-  for (const n of [0, 7, 10, 99, 100, 503, 999_999_999, 1e9, 1e9 + 5, 123_456_789_012, 1_733_000_000_000, Number.MAX_SAFE_INTEGER, 1e21, -1, 2.5]) {
+  for (const n of [0, 7, 9, 10, 99, 100, 101, 503, 999, 1000, 999_999_999, 1e9, 1e9 + 5, 123_456_789_012, 1_733_000_000_000, Number.MAX_SAFE_INTEGER, 1e21, -1, 2.5]) {
     assert.equal(text((b, p) => writeUint(b, p, n)), String(n));
   }
 });

@@ -85,10 +85,25 @@ export class LineBatch {
 export class JsonLineAccessLog implements AccessLog {
   readonly #batch: LineBatch;
   readonly #prefix: Buffer;
+  /** The start of a line up to req_id's value, for the millisecond in #startMs (lines of one millisecond share it). */
+  readonly #start: Buffer;
+  /** The used part of #start. */
+  #startView: Buffer = Buffer.alloc(0);
+  #startMs = -1;
 
   constructor(batch: LineBatch, name = 'serve-gateway') {
     this.#batch = batch;
     this.#prefix = Buffer.from(`,"pid":${process.pid},"name":${JSON.stringify(name)},"kind":"access","req_id":`);
+    this.#start = Buffer.alloc(LEVEL_TIME.length + 24 + this.#prefix.length);
+  }
+
+  #lineStart(ms: number): Buffer {
+    if (ms !== this.#startMs) {
+      const s = this.#start;
+      this.#startView = s.subarray(0, copyIn(s, writeUint(s, copyIn(s, 0, LEVEL_TIME), ms), this.#prefix));
+      this.#startMs = ms;
+    }
+    return this.#startView;
   }
 
   log(requestId: string, method: string, path: string, app: string, cluster: string, status: number, flag: string, attempts: number, durationMs: number, ttfbMs: number): void {
@@ -97,9 +112,9 @@ export class JsonLineAccessLog implements AccessLog {
     const max = FIXED_BYTES + this.#prefix.length + 6 * (requestId.length + method.length + path.length + app.length + cluster.length + flag.length);
     if (!batch.begin(max)) return;
     const b = batch.buf;
-    let p = copyIn(b, batch.pos, LEVEL_TIME);
-    p = writeUint(b, p, Date.now());
-    p = copyIn(b, p, this.#prefix);
+    const start = this.#lineStart(Date.now());
+    b.set(start, batch.pos);
+    let p = batch.pos + start.length;
     p = writeJsonString(b, p, requestId);
     p = copyIn(b, p, K_METHOD);
     p = writeJsonString(b, p, method);
@@ -178,7 +193,22 @@ function writeJsonString(b: Buffer, p: number, s: string): number {
 
 /** A non-negative safe integer in decimal (anything else as String(n) would print it). */
 export function writeUint(b: Buffer, p: number, n: number): number {
-  if (n >= 0 && n < 1e9 && (n | 0) === n) return writeSmall(b, p, n, 0);
+  if (n >= 0 && n < 1e9 && (n | 0) === n) {
+    // One digit (attempts, most durations' whole milliseconds) and three (statuses): no loops.
+    if (n < 10) {
+      b[p] = 0x30 + n;
+      return p + 1;
+    }
+    if (n >= 100 && n < 1000) {
+      const h = (n / 100) | 0;
+      const t = ((n - h * 100) / 10) | 0;
+      b[p] = 0x30 + h;
+      b[p + 1] = 0x30 + t;
+      b[p + 2] = 0x30 + (n - h * 100 - t * 10);
+      return p + 3;
+    }
+    return writeSmall(b, p, n, 0);
+  }
   if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n)) return p + b.write(String(n), p, 'latin1');
   // Two int32 halves: the digits above 1e9, then the lower nine with leading zeros.
   const hi = Math.floor(n / 1e9);
