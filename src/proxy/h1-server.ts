@@ -266,7 +266,7 @@ export class H1Response {
     if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
     const conn = this.#conn;
     const req = this.req;
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let head = STATUS_LINES[status] ?? `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let length = -1;
     let chunked = false;
     let date = false;
@@ -770,6 +770,10 @@ function send(s: Socket, prefix: string, chunk: Buffer, suffix: string): boolean
   s.uncork();
   return ok;
 }
+
+/** The status lines of the statuses Node names (no number-to-string conversion per response). */
+const STATUS_LINES: (string | undefined)[] = [];
+for (const code of Object.keys(STATUS_CODES)) STATUS_LINES[Number(code)] = `HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\n`;
 
 function hasHost(headers: readonly string[]): boolean {
   for (let i = 0; i < headers.length; i += 2) {
