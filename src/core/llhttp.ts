@@ -125,6 +125,7 @@ export const READ_BUFFER: Buffer = Buffer.allocUnsafe(64 * 1024);
 let cur: WasmParser | null = null;
 let curData: Buffer = Buffer.alloc(0);
 let curPtr = 0;
+const EMPTY: Buffer = Buffer.alloc(0);
 
 const wasm = loadWasm();
 /** Where a read is copied for llhttp (grown on demand; never freed). */
@@ -197,6 +198,51 @@ function ows(c: number): boolean {
   return c === 0x20 || c === 0x09;
 }
 
+/**
+ * A response head still in the bytes of the read (WasmParser.rawHeads), handed over instead of
+ * strings: header i's name is data[spans[first + 6i + 1], spans[first + 6i + 2]) and its value
+ * data[spans[first + 6i + 4], spans[first + 6i + 5]), the value with its trailing spaces and tabs
+ * (llhttp strict: names are tokens, values have no CR, LF or other controls than HTAB). Valid only
+ * inside kOnHeadersComplete; headers() turns it into what that callback is handed otherwise.
+ */
+export class RawHead {
+  data: Buffer = Buffer.alloc(0);
+  spans: readonly number[] = [];
+  first = 0;
+  /** Headers in the head. */
+  count = 0;
+  readonly #parser: WasmParser;
+
+  constructor(parser: WasmParser) {
+    this.#parser = parser;
+  }
+
+  /** The head as strings, [name, value, ...] as received (the status text then in statusText()). */
+  headers(): string[] {
+    return this.#parser.materialize();
+  }
+
+  statusText(): string {
+    return this.#parser.statusText();
+  }
+}
+
+/** A header name for nameIs(): lower-case letters, digits and `-` only. */
+export function nameBytes(lower: string): Uint8Array {
+  if (!/^[a-z0-9-]+$/.test(lower)) throw new Error(`nameBytes: ${lower}`);
+  return Buffer.from(lower, 'latin1');
+}
+
+/**
+ * Is data[start, start + lower.length) the name `lower` in any case? The caller has checked the
+ * length. A token byte ORed with 0x20 equals a lower-case letter only for that letter in either
+ * case, and a digit or `-` only for itself (the other byte it could be, a control, is no token).
+ */
+export function nameIs(data: Uint8Array, start: number, lower: Uint8Array): boolean {
+  for (let i = 0; i < lower.length; i++) if ((data[start + i]! | 0x20) !== lower[i]) return false;
+  return true;
+}
+
 export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 'getCurrentBuffer'> {
   static readonly REQUEST = TYPE_REQUEST;
   static readonly RESPONSE = TYPE_RESPONSE;
@@ -208,6 +254,14 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
    * chunk is a slice of that buffer.
    */
   copyBodies = false;
+  /**
+   * A response head read whole in one read is handed to kOnHeadersComplete as `null` headers,
+   * with its bytes in `raw` (no strings made unless raw.headers() asks for them).
+   */
+  rawHeads = false;
+  readonly raw: RawHead = new RawHead(this);
+  /** Spans of this message were made into strings already (its head spread over reads). */
+  #flushed = false;
   #ptr = 0;
   #type = TYPE_REQUEST;
   #max = DEFAULT_MAX_HEADER_SIZE;
@@ -324,6 +378,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
   }
 
   #resetMessage(): void {
+    this.#flushed = false;
     this.#headBytes = 0;
     this.#overflow = false;
     this.#inBody = false;
@@ -372,6 +427,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
 
   /** The spans of this read as strings: one latin1 decode, cut into substrings. */
   #flushSpans(): void {
+    this.#flushed = true;
     const sp = this.#spans;
     const n = this.#nspans;
     const base = sp[1]!;
@@ -419,6 +475,7 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
 
   /** @internal */
   onHeadersComplete(status: number, upgrade: number, keepAlive: number): number {
+    if (this.rawHeads && !this.#flushed && this.#type === TYPE_RESPONSE && this.#rawShape()) return this.#rawHeadersComplete(status, upgrade, keepAlive);
     if (this.#nspans > 0) this.#flushSpans();
     const p = this.#ptr;
     const headers = this.#takeHeaders();
@@ -435,6 +492,57 @@ export class WasmParser implements Omit<LlhttpParser, 'consume' | 'unconsume' | 
       r = cb(major, minor, headers, undefined, undefined, status, this.#status, upgrade === 1, keepAlive === 1);
     }
     return typeof r === 'number' ? r | 0 : 0;
+  }
+
+  /** This read's spans are the whole head: a status text or none, then names and values in turn. */
+  #rawShape(): boolean {
+    const sp = this.#spans;
+    const n = this.#nspans;
+    let i = n > 0 && sp[0] === STATUS ? 3 : 0;
+    for (; i < n; i += 6) if (sp[i] !== FIELD || i + 3 >= n || sp[i + 3] !== VALUE) return false;
+    return true;
+  }
+
+  #rawHeadersComplete(status: number, upgrade: number, keepAlive: number): number {
+    this.#headBytes = 0;
+    this.#inBody = true;
+    const cb = this[K_ON_HEADERS_COMPLETE];
+    const n = this.#nspans;
+    const raw = this.raw;
+    const first = n > 0 && this.#spans[0] === STATUS ? 3 : 0;
+    raw.data = curData;
+    raw.spans = this.#spans;
+    raw.first = first;
+    raw.count = (n - first) / 6;
+    let r: unknown = 0;
+    try {
+      if (typeof cb === 'function') {
+        const p = this.#ptr;
+        r = cb(wasm.llhttp_get_http_major(p), wasm.llhttp_get_http_minor(p), null, undefined, undefined, status, '', upgrade === 1, keepAlive === 1);
+      }
+    } finally {
+      // What the callback did not take as strings is dropped with the read.
+      raw.data = EMPTY;
+      raw.count = 0;
+      this.#nspans = 0;
+      this.#status = '';
+      if (this.#names !== 0) this.#headers = [];
+      this.#names = 0;
+      this.#vals = 0;
+    }
+    return typeof r === 'number' ? r | 0 : 0;
+  }
+
+  /** @internal RawHead.headers(): the head's strings, from inside kOnHeadersComplete. */
+  materialize(): string[] {
+    if (this.#nspans > 0) this.#flushSpans();
+    return this.#takeHeaders();
+  }
+
+  /** @internal RawHead.statusText(), after materialize(). */
+  statusText(): string {
+    if (this.#nspans > 0) this.#flushSpans();
+    return this.#status;
   }
 
   /** @internal */

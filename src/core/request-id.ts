@@ -4,12 +4,14 @@
 // counter. Unique within a process by construction and across processes by the
 // prefix; no entropy is drawn per request. They are identifiers for
 // correlating logs, not secrets: ids from one process are sequential.
-// Cost: one string concatenation per id (the upper 36 counter bits are
-// formatted once per 4096 ids, the lower 12 come from a table).
+// Cost: three byte stores and one latin1 decode per id (the upper 36 counter
+// bits are formatted once per 4096 ids).
 import { randomBytes } from 'node:crypto';
 
 const HIGH_SPAN = 2 ** 36;
-const HEX3: readonly string[] = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, '0'));
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+/** The id being made: head, then the lower 12 counter bits as 3 hex digits. */
+const ID = Buffer.alloc(36);
 let prefix = '';
 /** prefix + the upper 9 hex digits of the counter. */
 let head = '';
@@ -32,7 +34,14 @@ export function newRequestId(): string {
     }
     // 2^36 + high in hex is '1' and then high as exactly 9 digits.
     head = prefix + (HIGH_SPAN + high++).toString(16).slice(1);
+    ID.write(head, 0, 'latin1');
     low = 0;
   }
-  return head + HEX3[low++]!;
+  // The id is made as a flat string (one latin1 decode), not a concatenation: every consumer
+  // copies its characters (the heads, the access line), which would flatten it first.
+  const l = low++;
+  ID[33] = HEX_DIGITS[l >> 8]!;
+  ID[34] = HEX_DIGITS[(l >> 4) & 15]!;
+  ID[35] = HEX_DIGITS[l & 15]!;
+  return (ID as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, 36);
 }

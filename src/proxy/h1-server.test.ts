@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { H1Server, type H1Handlers, type H1Request, type H1Response } from './h1-server.ts';
+import { K_ON_HEADERS_COMPLETE, WasmParser } from '../core/llhttp.ts';
+import { filterRawResponseHead, filterResponseHeaders, type ResponseHeaderInfo } from './headers.ts';
 
 interface Seen {
   requests: H1Request[];
@@ -464,4 +466,66 @@ test('after a response that closes the connection, what the client still sends i
   assert.deepEqual(seen.requests.map((q) => q.url), ['/a']);
   assert.deepEqual(seen.errors, [], 'no request timeout for bytes after the closing response');
   assert.equal(conn.socket.destroyed, false, 'the response still goes out whole');
+});
+
+test('writeHeadRaw (a response head still in bytes, filtered by filterRawResponseHead) writes what the string path writes', async (t) => {
+  // Upstream heads: names in several cases, hop-by-hop and Connection headers, trailing spaces,
+  // empty values, an upstream x-request-id and date, no length (chunked downstream), an event
+  // stream, HEAD and HTTP/1.0 requests, statuses without a body, a non-canonical separator.
+  const heads = [
+    'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\ndate: Tue, 01 Dec 2026 10:00:00 GMT\r\nx-request-id: up-1\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n',
+    'HTTP/1.1 201 Created\r\nX-Trail: v \t\r\nX-A:   spaced value  \t\r\nX-Empty:\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: h2c\r\nProxy-Connection: x\r\nHttp2-Settings: y\r\ncontent-length: 5\r\n\r\n',
+    'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nconnection: close\r\nx-b: ÿ tab\there\r\ncontent-length: 5\r\n\r\n',
+    'HTTP/1.1 204 No Content\r\nx-c: 1\r\n\r\n',
+    'HTTP/1.1 404 Not Found\r\ncontent-length: 5\r\nSERVER: uvicorn\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nconnection: x-drop, keep-alive\r\nx-drop: 1\r\ncontent-length: 5\r\n\r\n',
+    'HTTP/1.1 299 Custom\r\ncontent-length: 5\r\n\r\n',
+  ];
+  const used: Record<string, boolean> = {};
+  const infos: Record<string, ResponseHeaderInfo> = {};
+  const { port } = await start((req, res) => {
+    const [, mode, n] = req.url.split('/');
+    const p = new WasmParser();
+    p.rawHeads = true;
+    p.initialize(WasmParser.RESPONSE, {}, 0, 0);
+    p[K_ON_HEADERS_COMPLETE] = (_a: number, _b: number, headers: string[] | null, _m: unknown, _u: unknown, status: number) => {
+      assert.equal(headers, null);
+      const info: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false };
+      const keep: number[] = [];
+      let raw = false;
+      if (mode === 'raw' && filterRawResponseHead(p.raw, keep, info)) {
+        const extra = info.hasRequestId ? ['x-serve-cluster', 'blue'] : ['x-request-id', 'gw-1', 'x-serve-cluster', 'blue'];
+        raw = res.writeHeadRaw(status, p.raw, keep, info.contentLength, extra);
+      }
+      if (!raw) {
+        const out: string[] = [];
+        Object.assign(info, { hasRequestId: false, contentLength: -1, eventStream: false });
+        filterResponseHeaders(p.raw.headers(), out, info);
+        if (!info.hasRequestId) out.push('x-request-id', 'gw-1');
+        out.push('x-serve-cluster', 'blue');
+        res.writeHeadParsed(status, out);
+      }
+      used[`${mode}/${n}`] = raw;
+      infos[`${mode}/${n}`] = info;
+      return 0;
+    };
+    assert.equal(p.execute(Buffer.from(heads[Number(n)]!, 'latin1')), heads[Number(n)]!.length);
+    p.close();
+    res.end(Buffer.from('hello'));
+  }, t);
+  const strip = (x: string) => x.replace(/date: [A-Z][a-z][a-z], \d\d [A-Z][a-z][a-z] \d{4} [\d:]{8} GMT\r\n/, 'date: (now)\r\n');
+  for (let n = 0; n < heads.length; n++) {
+    for (const [method, version] of [['GET', '1.1'], ['HEAD', '1.1'], ['GET', '1.0']] as const) {
+      const ask = (mode: string) => exchange(port, `${method} /${mode}/${n} HTTP/${version}\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      const a = await ask('str');
+      const b = await ask('raw');
+      assert.equal(strip(b.text), strip(a.text), `head ${n}, ${method} HTTP/${version}`);
+      assert.deepEqual(infos[`raw/${n}`], infos[`str/${n}`], `head ${n}`);
+    }
+  }
+  // The raw path was taken except where it hands over to the strings: a Connection header naming
+  // another header (7), a status with no line of its own (8).
+  assert.deepEqual(Object.keys(used).filter((k) => k.startsWith('raw/') && !used[k]).sort(), ['raw/7', 'raw/8']);
 });

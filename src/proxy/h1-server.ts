@@ -46,8 +46,11 @@ import {
   METHODS,
   READ_BUFFER,
   WasmParser,
+  nameBytes,
+  nameIs,
   type LlhttpParser,
   type Parser,
+  type RawHead,
 } from '../core/llhttp.ts';
 
 
@@ -226,6 +229,9 @@ export class H1Response {
   readonly #conn: H1Connection;
   /** The serialized head not yet written, or null. */
   #head: string | null = null;
+  /** Or, from writeHeadRaw, the head as bytes: [0, #headLen), with room after it for a small body. */
+  #headBuf: Buffer | null = null;
+  #headLen = 0;
   #chunked = false;
   #noBody = false;
   #waitingDrain = false;
@@ -323,8 +329,150 @@ export class H1Response {
     return this;
   }
 
+  /**
+   * writeHeadParsed for a head still in the bytes of the upstream read (the lean client's
+   * RawHead): the headers whose entry in `keep` is not -1 (the end of the value without its
+   * trailing spaces and tabs), names lower-cased, then `extra` ([name, value, ...]), framed as
+   * #writeHead frames them; `contentLength` is the kept content-length's value, or -1. The same
+   * bytes writeHeadParsed writes for the same list, made without strings. false = nothing was
+   * done (a status with no line of its own): use writeHeadParsed.
+   */
+  writeHeadRaw(status: number, raw: RawHead, keep: readonly number[], contentLength: number, extra: readonly string[]): boolean {
+    if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
+    const line = STATUS_LINE_BYTES[status];
+    if (line === undefined) return false;
+    const conn = this.#conn;
+    const req = this.req;
+    const { data, spans, count } = raw;
+    let size = line.length + 2;
+    let date = false;
+    for (let i = 0, at = raw.first; i < count; i++, at += 6) {
+      const ve = keep[i]!;
+      if (ve === -1) continue;
+      const ns = spans[at + 1]!;
+      const nl = spans[at + 2]! - ns;
+      size += nl + ve - spans[at + 4]! + 4;
+      if (nl === 4 && nameIs(data, ns, DATE)) date = true;
+    }
+    for (let i = 0; i < extra.length; i += 2) size += extra[i]!.length + extra[i + 1]!.length + 4;
+    const noBody = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
+    let chunked = false;
+    let close = false;
+    if (!noBody && contentLength === -1) {
+      if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) chunked = true;
+      else close = true; // HTTP/1.0: the body ends with the connection.
+    }
+    if (!conn.keepAlive || conn.server.closing) close = true;
+    const tail = conn.server.rawTail(chunked, close, !date);
+    size += tail.length - 2;
+    // Room for the body when it is small and of known length: head and body go out as one write.
+    const room = !noBody && contentLength > 0 && contentLength <= COALESCE_BYTES ? contentLength : 0;
+    const out = Buffer.allocUnsafe(size + room);
+    out.set(line, 0);
+    let p = line.length;
+    for (let i = 0, at = raw.first; i < count; ) {
+      const ve = keep[i]!;
+      const ns = spans[at + 1]!;
+      const ne = spans[at + 2]!;
+      if (ve === -1) {
+        i++;
+        at += 6;
+        continue;
+      }
+      if (spans[at + 4] === ne + 2 && data[ne + 1] === 0x20 && spans[at + 5] === ve) {
+        // "name: value\r\n" as sent, and so the kept lines after it: copied as they are, then
+        // the names lower-cased in place.
+        let end = ve + 2;
+        let j = i + 1;
+        let bt = at + 6;
+        while (j < count && keep[j] !== -1 && spans[bt + 1] === end && spans[bt + 4] === spans[bt + 2]! + 2 && data[spans[bt + 2]! + 1] === 0x20 && spans[bt + 5] === keep[j]) {
+          end = keep[j]! + 2;
+          j++;
+          bt += 6;
+        }
+        const q = p;
+        p = copyBytes(out, p, data, ns, end);
+        for (; i < j; i++, at += 6) {
+          const d = q - ns;
+          const e = spans[at + 2]! + d;
+          for (let k = spans[at + 1]! + d; k < e; k++) {
+            const b = out[k]!;
+            if (b >= 0x41 && b <= 0x5a) out[k] = b | 0x20;
+          }
+        }
+        continue;
+      }
+      for (let k = ns; k < ne; k++) {
+        const b = data[k]!;
+        out[p++] = b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
+      }
+      out[p++] = 0x3a;
+      out[p++] = 0x20;
+      p = copyBytes(out, p, data, spans[at + 4]!, ve);
+      out[p++] = 0x0d;
+      out[p++] = 0x0a;
+      i++;
+      at += 6;
+    }
+    for (let i = 0; i < extra.length; i += 2) {
+      p = putLatin1(out, p, extra[i]!);
+      out[p++] = 0x3a;
+      out[p++] = 0x20;
+      p = putLatin1(out, p, extra[i + 1]!);
+      out[p++] = 0x0d;
+      out[p++] = 0x0a;
+    }
+    out.set(tail, p);
+    p += tail.length;
+    if (close) conn.closeAfter = true;
+    this.#headBuf = out;
+    this.#headLen = p;
+    this.#chunked = chunked;
+    this.#noBody = noBody;
+    this.#remaining = noBody || chunked ? -1 : contentLength;
+    this.headersSent = true;
+    return true;
+  }
+
+  /** The head from writeHeadRaw, with `pre`, `chunk` and `suffix` after it, in one write when small. */
+  #sendAfterRawHead(s: Socket, pre: string, chunk: Buffer | null, suffix: string): boolean {
+    const head = this.#headBuf!;
+    let p = this.#headLen;
+    this.#headBuf = null;
+    const n = chunk === null ? 0 : chunk.length;
+    const need = p + pre.length + n + suffix.length;
+    let out = head;
+    if (need > head.length) {
+      if (n > COALESCE_BYTES) {
+        s.cork();
+        s.write(head.subarray(0, p));
+        if (pre !== '') s.write(pre, 'latin1');
+        let ok = s.write(chunk!);
+        if (suffix !== '') ok = s.write(suffix, 'latin1');
+        s.uncork();
+        return ok;
+      }
+      out = Buffer.allocUnsafe(need);
+      out.set(head.subarray(0, p));
+    }
+    p = putLatin1(out, p, pre);
+    if (chunk !== null) {
+      out.set(chunk, p);
+      p += n;
+    }
+    p = putLatin1(out, p, suffix);
+    return s.write(p === out.length ? out : out.subarray(0, p));
+  }
+
   /** Writes the head now if it is still pending (a stream's headers before its first chunk). */
   flushHeaders(): void {
+    if (this.#headBuf !== null) {
+      if (this.writableFinished) return;
+      const s = this.#conn.socket;
+      if (s.destroyed) return;
+      this.#sendAfterRawHead(s, '', null, '');
+      return;
+    }
     const head = this.#head;
     if (head === null || this.writableFinished) return;
     this.#head = null;
@@ -354,6 +502,11 @@ export class H1Response {
       }
       this.#remaining -= chunk.length;
     }
+    if (this.#headBuf !== null) {
+      const ok = this.#sendAfterRawHead(s, this.#chunked ? `${chunk.length.toString(16)}\r\n` : '', chunk, this.#chunked ? '\r\n' : '');
+      if (!ok) this.#waitingDrain = true;
+      return ok;
+    }
     let prefix = this.#head ?? '';
     this.#head = null;
     if (this.#chunked) prefix += `${chunk.length.toString(16)}\r\n`;
@@ -380,7 +533,10 @@ export class H1Response {
       this.#remaining = -1;
       let out = this.#head ?? '';
       this.#head = null;
-      if (body !== null && body.length > 0) {
+      if (this.#headBuf !== null) {
+        if (body !== null && body.length > 0) this.#sendAfterRawHead(s, this.#chunked ? `${body.length.toString(16)}\r\n` : '', body, this.#chunked ? '\r\n0\r\n\r\n' : '');
+        else this.#sendAfterRawHead(s, '', null, this.#chunked ? '0\r\n\r\n' : '');
+      } else if (body !== null && body.length > 0) {
         if (this.#chunked) out += `${body.length.toString(16)}\r\n`;
         send(s, out, body, this.#chunked ? '\r\n0\r\n\r\n' : '');
       } else {
@@ -771,9 +927,28 @@ function send(s: Socket, prefix: string, chunk: Buffer, suffix: string): boolean
   return ok;
 }
 
+const DATE = nameBytes('date');
+
+/** Copies data[start, end) to out at p; the position after it. A loop for a few bytes, memcpy for more. */
+function copyBytes(out: Buffer, p: number, data: Buffer, start: number, end: number): number {
+  const n = end - start;
+  if (n <= 24) {
+    for (let k = 0; k < n; k++) out[p + k] = data[start + k]!;
+  } else out.set(new Uint8Array(data.buffer, data.byteOffset + start, n), p);
+  return p + n;
+}
+
+/** Copies a string of latin1 characters (codes ≤ 0xFF) as bytes; the position after it. */
+function putLatin1(out: Buffer, p: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) out[p + i] = s.charCodeAt(i);
+  return p + n;
+}
+
 /** The status lines of the statuses Node names (no number-to-string conversion per response). */
 const STATUS_LINES: (string | undefined)[] = [];
 for (const code of Object.keys(STATUS_CODES)) STATUS_LINES[Number(code)] = `HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\n`;
+const STATUS_LINE_BYTES: (Buffer | undefined)[] = STATUS_LINES.map((l) => (l === undefined ? undefined : Buffer.from(l, 'latin1')));
 
 function hasHost(headers: readonly string[]): boolean {
   for (let i = 0; i < headers.length; i += 2) {
@@ -813,6 +988,9 @@ export class H1Server {
   #keepAliveTimeout = 5_000;
   /** The keep-alive tokens of a response, for the current keepAliveTimeout. */
   keepAliveHead = 'connection: keep-alive\r\nkeep-alive: timeout=5\r\n';
+  /** rawTail()'s eight ends of a head, for the second in #tailsSecond. */
+  readonly #tails: Buffer[] = [];
+  #tailsSecond = -1;
   closing = false;
   readonly #net: NetServer;
   #timer: NodeJS.Timeout | null = null;
@@ -879,6 +1057,25 @@ export class H1Server {
   set keepAliveTimeout(ms: number) {
     this.#keepAliveTimeout = ms;
     this.keepAliveHead = ms > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(ms / 1000)}\r\n` : 'connection: keep-alive\r\n';
+    this.#tailsSecond = -1;
+  }
+
+  /**
+   * The end of a head as bytes, as #writeHead ends one: `transfer-encoding: chunked` when
+   * chunked, the connection's token (close, or keepAliveHead), a date when asked, the blank line.
+   * Made once a second.
+   */
+  rawTail(chunked: boolean, close: boolean, date: boolean): Buffer {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.#tailsSecond) {
+      const d = `date: ${utcDate()}\r\n`;
+      for (let i = 0; i < 8; i++) {
+        const t = `${i & 1 ? 'transfer-encoding: chunked\r\n' : ''}${i & 2 ? 'connection: close\r\n' : this.keepAliveHead}${i & 4 ? d : ''}\r\n`;
+        this.#tails[i] = Buffer.from(t, 'latin1');
+      }
+      this.#tailsSecond = second;
+    }
+    return this.#tails[(chunked ? 1 : 0) | (close ? 2 : 0) | (date ? 4 : 0)]!;
   }
 
   get maxConnections(): number {

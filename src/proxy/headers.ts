@@ -1,6 +1,7 @@
 // Header work on the hot path: one pass over rawHeaders each way, no
 // req.headers (Node builds it lazily), no regex, constant sets.
 import { util as undiciUtil } from 'undici';
+import { nameBytes, nameIs, type RawHead } from '../core/llhttp.ts';
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1, and those proxies drop in practice), lower-case: by
@@ -160,6 +161,90 @@ export function filterResponseHeaders(raw: readonly Buffer[] | readonly string[]
     out.push(name, value);
   }
   if (connection !== null) removeConnectionListed(out, connection);
+}
+
+const TE = nameBytes('te');
+const TRAILER = nameBytes('trailer');
+const UPGRADE = nameBytes('upgrade');
+const CONNECTION = nameBytes('connection');
+const KEEP_ALIVE = nameBytes('keep-alive');
+const X_REQUEST_ID = nameBytes('x-request-id');
+const CONTENT_TYPE = nameBytes('content-type');
+const CONTENT_LENGTH = nameBytes('content-length');
+const HTTP2_SETTINGS = nameBytes('http2-settings');
+const PROXY_CONNECTION = nameBytes('proxy-connection');
+const TRANSFER_ENCODING = nameBytes('transfer-encoding');
+const EVENT_STREAM = Buffer.from('text/event-stream', 'latin1');
+const KEEP_ALIVE_VALUE = Buffer.from('keep-alive', 'latin1');
+const CLOSE_VALUE = Buffer.from('close', 'latin1');
+
+/**
+ * filterResponseHeaders on a response head still in bytes (the lean client's RawHead): sets
+ * keep[i] to the end of header i's value without trailing spaces and tabs, or -1 for a header
+ * not forwarded, and fills `info` the same way. false = a head for the string path (a Connection
+ * header naming other headers, a content-length too long for a safe integer): `keep` and `info`
+ * are then to be dropped.
+ */
+export function filterRawResponseHead(raw: RawHead, keep: number[], info: ResponseHeaderInfo): boolean {
+  const { data, spans, count } = raw;
+  for (let i = 0, at = raw.first; i < count; i++, at += 6) {
+    const s = spans[at + 1]!;
+    const vs = spans[at + 4]!;
+    let ve = spans[at + 5]!;
+    while (ve > vs && (data[ve - 1] === 0x20 || data[ve - 1] === 0x09)) ve--;
+    let forward = true;
+    switch (spans[at + 2]! - s) {
+      case 2:
+        forward = !nameIs(data, s, TE);
+        break;
+      case 7:
+        forward = !nameIs(data, s, TRAILER) && !nameIs(data, s, UPGRADE);
+        break;
+      case 10:
+        if (nameIs(data, s, CONNECTION)) {
+          if (!bytesAre(data, vs, ve, KEEP_ALIVE_VALUE) && !bytesAre(data, vs, ve, CLOSE_VALUE)) return false;
+          forward = false;
+        } else forward = !nameIs(data, s, KEEP_ALIVE);
+        break;
+      case 12:
+        if (nameIs(data, s, X_REQUEST_ID)) info.hasRequestId = true;
+        else if (nameIs(data, s, CONTENT_TYPE) && ve - vs >= EVENT_STREAM.length && bytesAre(data, vs, vs + EVENT_STREAM.length, EVENT_STREAM)) info.eventStream = true;
+        break;
+      case 14:
+        if (nameIs(data, s, CONTENT_LENGTH)) {
+          const n = decimal(data, vs, ve);
+          if (n === -1) return false;
+          info.contentLength = n;
+        } else forward = !nameIs(data, s, HTTP2_SETTINGS);
+        break;
+      case 16:
+        forward = !nameIs(data, s, PROXY_CONNECTION);
+        break;
+      case 17:
+        forward = !nameIs(data, s, TRANSFER_ENCODING);
+        break;
+    }
+    keep[i] = forward ? ve : -1;
+  }
+  return true;
+}
+
+function bytesAre(data: Uint8Array, start: number, end: number, want: Uint8Array): boolean {
+  if (end - start !== want.length) return false;
+  for (let i = 0; i < want.length; i++) if (data[start + i] !== want[i]) return false;
+  return true;
+}
+
+/** Digits only, 1 to 15 of them (a safe integer): the number, else -1. */
+function decimal(data: Uint8Array, start: number, end: number): number {
+  if (end <= start || end - start > 15) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = data[i]! - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 function removeConnectionListed(out: string[], tokens: string): void {

@@ -31,6 +31,7 @@ import { classifyUpstreamError, decideRetry, type UpstreamFailure } from '../ups
 import {
   appendForwardingHeaders,
   filterRequestHeaders,
+  filterRawResponseHead,
   filterResponseHeaders,
   newRequestHeaderInfo,
   type RequestHeaderInfo,
@@ -41,6 +42,11 @@ import { hostOf } from '../routing/gateway-routes.ts';
 import { selectGatewayApp } from './select-app.ts';
 import { noHealthyText, notFoundText, queueFullText, queueTimeoutText, sendLocalReply } from './local-reply.ts';
 import { H1Request, H1Response, type BodySink, type ResponseOwner } from './h1-server.ts';
+import type { RawHead } from '../core/llhttp.ts';
+
+/** onRawHeaders' scratch lists (used and done with inside one call). */
+const KEEP: number[] = [];
+const EXTRA: string[] = [];
 
 export interface ProxyDeps {
   readonly store: SnapshotStore;
@@ -586,6 +592,34 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     // Every name and value here went through llhttp (undici's or the lean client's) or is the gateway's own.
     if (res instanceof H1Response) res.writeHeadParsed(statusCode, out);
     else res.writeHead(statusCode, out);
+    this.afterHead(rinfo, resume);
+    return true;
+  }
+
+  /**
+   * onHeaders for a head the lean client hands over still in bytes: the same filtering and
+   * additions, written by the lean server without making strings (H1Response.writeHeadRaw). Any
+   * other case goes through the strings (onHeaders).
+   */
+  onRawHeaders(statusCode: number, raw: RawHead, resume: () => void): boolean {
+    const res = this.res;
+    if (statusCode === 503 || !(res instanceof H1Response) || res.destroyed) return this.onHeaders(statusCode, raw.headers(), resume);
+    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false };
+    if (!filterRawResponseHead(raw, KEEP, rinfo)) return this.onHeaders(statusCode, raw.headers(), resume);
+    const target = this.target!;
+    const extra = EXTRA;
+    extra.length = 0;
+    if (!rinfo.hasRequestId) extra.push('x-request-id', this.info.requestId);
+    if (this.snap!.config.serveClusterHeader) extra.push('x-serve-cluster', target.cluster.name);
+    if (!res.writeHeadRaw(statusCode, raw, KEEP, rinfo.contentLength, extra)) return this.onHeaders(statusCode, raw.headers(), resume);
+    this.responseStarted = true;
+    this.ttfbMs = this.proxy.deps.clock.now() - this.startMs;
+    this.status = statusCode;
+    this.afterHead(rinfo, resume);
+    return true;
+  }
+
+  afterHead(rinfo: ResponseHeaderInfo, resume: () => void): void {
     if (rinfo.contentLength === -1 || rinfo.eventStream) {
       // Streams: headers go out in this tick, not with the first chunk whenever
       // that comes. If the first chunk arrived in the same read it is written
@@ -593,10 +627,9 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
       this.headersPending = true;
       process.nextTick(flushPendingHeaders, this);
       this.streaming = true;
-      target.cluster.openStreams++;
+      this.target!.cluster.openStreams++;
     }
     this.resumeUpstream = resume;
-    return true;
   }
 
   onData(chunk: Buffer): boolean {

@@ -32,17 +32,28 @@ import {
   K_ON_MESSAGE_COMPLETE,
   READ_BUFFER,
   WasmParser,
+  nameBytes,
+  nameIs,
   type LlhttpParser,
   type Parser,
+  type RawHead,
 } from '../core/llhttp.ts';
 
 
+
+const KEEP_ALIVE = nameBytes('keep-alive');
 
 /** undici's legacy dispatch handler, as the gateway's RequestContext implements it. */
 export interface H1Handler {
   onConnect?(abort: (err?: Error) => void): void;
   /** rawHeaders: flat [name, value, ...] as received (names not lower-cased). false = pause until resume(). */
   onHeaders?(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
+  /**
+   * A final response head read whole in one read (the WebAssembly parser), as bytes: instead of
+   * onHeaders when the handler has it. `head` is valid only during the call; head.headers() gives
+   * the strings onHeaders would have had.
+   */
+  onRawHeaders?(statusCode: number, head: RawHead, resume: () => void): boolean;
   onData?(chunk: Buffer): boolean;
   onComplete?(trailers: string[] | null): void;
   onError?(err: Error): void;
@@ -603,6 +614,7 @@ export class H1Client extends EventEmitter {
     if (this.#wasm) {
       const w = new WasmParser();
       w.copyBodies = true;
+      w.rawHeads = true;
       p = w;
     } else p = new HTTPParser();
     p[K_ON_HEADERS] = (headers: string[]) => {
@@ -613,7 +625,7 @@ export class H1Client extends EventEmitter {
     p[K_ON_HEADERS_COMPLETE] = (
       _major: number,
       _minor: number,
-      headers: string[] | undefined,
+      headers: string[] | undefined | null,
       _method: unknown,
       _url: unknown,
       statusCode: number,
@@ -630,7 +642,8 @@ export class H1Client extends EventEmitter {
     return p;
   }
 
-  #onHeadersComplete(headers: string[] | undefined, statusCode: number, statusMessage: string, upgrade: boolean, shouldKeepAlive: boolean): number {
+  /** headers: null = the head is in (this.#parser as WasmParser).raw (rawHeads). */
+  #onHeadersComplete(headers: string[] | undefined | null, statusCode: number, statusMessage: string, upgrade: boolean, shouldKeepAlive: boolean): number {
     if (headers === undefined) {
       headers = this.#headerAcc;
       this.#headerAcc = [];
@@ -658,11 +671,15 @@ export class H1Client extends EventEmitter {
     this.#phase = BODY;
     this.#keepAlive = shouldKeepAlive;
     const now = performance.now();
-    if (shouldKeepAlive) this.#reuseUntil = this.#keepAliveUntil(headers, now);
+    const raw = headers === null ? (this.#parser as WasmParser).raw : null;
+    if (shouldKeepAlive) this.#reuseUntil = raw === null ? this.#keepAliveUntil(headers!, now) : this.#keepAliveUntilRaw(raw, now);
     this.#arm(this.#bodyTimeout, now);
     // Body chunks of this same read need not read the clock again (#afterRun clears it).
     this.#armedThisRead = true;
-    const ok = handler.onHeaders?.(statusCode, headers, this.#resume, statusMessage) ?? true;
+    let ok: boolean;
+    if (raw === null) ok = handler.onHeaders?.(statusCode, headers!, this.#resume, statusMessage) ?? true;
+    else if (handler.onRawHeaders !== undefined) ok = handler.onRawHeaders(statusCode, raw, this.#resume);
+    else ok = handler.onHeaders?.(statusCode, raw.headers(), this.#resume, raw.statusText()) ?? true;
     if (ok === false && this.#handler === handler) this.#pause();
     return this.#isHead || statusCode === 204 || statusCode === 304 ? 1 : 0;
   }
@@ -673,16 +690,40 @@ export class H1Client extends EventEmitter {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       if (name.length !== 10 || (name !== 'Keep-Alive' && name.toLowerCase() !== 'keep-alive')) continue;
-      const value = headers[i + 1]!;
-      // A server sends the same value every time: parsed once.
-      if (value !== this.#kaValue) {
-        this.#kaValue = value;
-        const m = /(?:^|[,;\s])timeout\s*=\s*"?(\d+)/i.exec(value);
-        this.#kaHintMs = m === null ? -1 : Number(m[1]) * 1000 - this.#keepAliveThreshold;
-      }
-      if (this.#kaHintMs !== -1 && this.#kaHintMs < ms) ms = this.#kaHintMs;
+      const hint = this.#keepAliveHint(headers[i + 1]!);
+      if (hint !== -1 && hint < ms) ms = hint;
     }
     return ms <= 0 ? 0 : now + ms;
+  }
+
+  /** #keepAliveUntil on a head still in bytes. */
+  #keepAliveUntilRaw(raw: RawHead, now: number): number {
+    let ms = this.#keepAliveTimeout;
+    const { data, spans } = raw;
+    for (let i = 0, at = raw.first; i < raw.count; i++, at += 6) {
+      const s = spans[at + 1]!;
+      if (spans[at + 2]! - s !== 10 || !nameIs(data, s, KEEP_ALIVE)) continue;
+      let e = spans[at + 5]!;
+      const vs = spans[at + 4]!;
+      while (e > vs && (data[e - 1] === 0x20 || data[e - 1] === 0x09)) e--;
+      // The same value as last time (a server sends the same one): no string.
+      const last = this.#kaValue;
+      let same = last.length === e - vs;
+      for (let k = 0; same && k < last.length; k++) same = last.charCodeAt(k) === data[vs + k];
+      const hint = same ? this.#kaHintMs : this.#keepAliveHint(data.toString('latin1', vs, e));
+      if (hint !== -1 && hint < ms) ms = hint;
+    }
+    return ms <= 0 ? 0 : now + ms;
+  }
+
+  /** A Keep-Alive header's timeout minus the threshold, in ms, or -1. A server sends the same value every time: parsed once. */
+  #keepAliveHint(value: string): number {
+    if (value !== this.#kaValue) {
+      this.#kaValue = value;
+      const m = /(?:^|[,;\s])timeout\s*=\s*"?(\d+)/i.exec(value);
+      this.#kaHintMs = m === null ? -1 : Number(m[1]) * 1000 - this.#keepAliveThreshold;
+    }
+    return this.#kaHintMs;
   }
 
   #onBody(b: Buffer): void {
