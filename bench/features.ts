@@ -86,7 +86,7 @@ measure('request id: newRequestId() (random per-process prefix + counter)', N, (
 });
 measure('response headers: filter 5 upstream headers (undici Buffers) + x-serve-cluster', N / 2, () => {
   const out: string[] = [];
-  const info = { hasRequestId: false, contentLength: -1, eventStream: false };
+  const info = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
   filterResponseHeaders(responseRaw, out, info);
   out.push('x-serve-cluster', 'blue');
   sink += out.length;

@@ -492,16 +492,16 @@ test('writeHeadRaw (a response head still in bytes, filtered by filterRawRespons
     p.initialize(WasmParser.RESPONSE, {}, 0, 0);
     p[K_ON_HEADERS_COMPLETE] = (_a: number, _b: number, headers: string[] | null, _m: unknown, _u: unknown, status: number) => {
       assert.equal(headers, null);
-      const info: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false };
+      const info: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
       const keep: number[] = [];
       let raw = false;
       if (mode === 'raw' && filterRawResponseHead(p.raw, keep, info)) {
         const extra = info.hasRequestId ? ['x-serve-cluster', 'blue'] : ['x-request-id', 'gw-1', 'x-serve-cluster', 'blue'];
-        raw = res.writeHeadRaw(status, p.raw, keep, info.contentLength, extra);
+        raw = res.writeHeadRaw(status, p.raw, keep, info, extra);
       }
       if (!raw) {
         const out: string[] = [];
-        Object.assign(info, { hasRequestId: false, contentLength: -1, eventStream: false });
+        Object.assign(info, { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false });
         filterResponseHeaders(p.raw.headers(), out, info);
         if (!info.hasRequestId) out.push('x-request-id', 'gw-1');
         out.push('x-serve-cluster', 'blue');

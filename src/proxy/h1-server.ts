@@ -46,8 +46,6 @@ import {
   METHODS,
   READ_BUFFER,
   WasmParser,
-  nameBytes,
-  nameIs,
   type LlhttpParser,
   type Parser,
   type RawHead,
@@ -333,27 +331,22 @@ export class H1Response {
    * writeHeadParsed for a head still in the bytes of the upstream read (the lean client's
    * RawHead): the headers whose entry in `keep` is not -1 (the end of the value without its
    * trailing spaces and tabs), names lower-cased, then `extra` ([name, value, ...]), framed as
-   * #writeHead frames them; `contentLength` is the kept content-length's value, or -1. The same
-   * bytes writeHeadParsed writes for the same list, made without strings. false = nothing was
-   * done (a status with no line of its own): use writeHeadParsed.
+   * #writeHead frames them; `info` tells the kept content-length's value (or -1) and whether a
+   * date is among them. The same bytes writeHeadParsed writes for the same list, made without
+   * strings. false = nothing was done (a status with no line of its own): use writeHeadParsed.
    */
-  writeHeadRaw(status: number, raw: RawHead, keep: readonly number[], contentLength: number, extra: readonly string[]): boolean {
+  writeHeadRaw(status: number, raw: RawHead, keep: readonly number[], info: RawHeadInfo, extra: readonly string[]): boolean {
     if (this.headersSent) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
     const line = STATUS_LINE_BYTES[status];
     if (line === undefined) return false;
     const conn = this.#conn;
     const req = this.req;
     const { data, spans, count } = raw;
-    let size = line.length + 2;
-    let date = false;
-    for (let i = 0, at = raw.first; i < count; i++, at += 6) {
-      const ve = keep[i]!;
-      if (ve === -1) continue;
-      const ns = spans[at + 1]!;
-      const nl = spans[at + 2]! - ns;
-      size += nl + ve - spans[at + 4]! + 4;
-      if (nl === 4 && nameIs(data, ns, DATE)) date = true;
-    }
+    const contentLength = info.contentLength;
+    // At most the head's own bytes (a line grows by one byte at most: ": " after a bare colon),
+    // the extra lines and the end.
+    let size = line.length + count;
+    if (count > 0) size += spans[raw.first + 6 * count - 1]! + 2 - spans[raw.first + 1]!;
     for (let i = 0; i < extra.length; i += 2) size += extra[i]!.length + extra[i + 1]!.length + 4;
     const noBody = req.method === 'HEAD' || status === 204 || status === 304 || status < 200;
     let chunked = false;
@@ -363,8 +356,8 @@ export class H1Response {
       else close = true; // HTTP/1.0: the body ends with the connection.
     }
     if (!conn.keepAlive || conn.server.closing) close = true;
-    const tail = conn.server.rawTail(chunked, close, !date);
-    size += tail.length - 2;
+    const tail = conn.server.rawTail(chunked, close, !info.hasDate);
+    size += tail.length;
     // Room for the body when it is small and of known length: head and body go out as one write.
     const room = !noBody && contentLength > 0 && contentLength <= COALESCE_BYTES ? contentLength : 0;
     const out = Buffer.allocUnsafe(size + room);
@@ -927,7 +920,11 @@ function send(s: Socket, prefix: string, chunk: Buffer, suffix: string): boolean
   return ok;
 }
 
-const DATE = nameBytes('date');
+/** What writeHeadRaw needs to know of the kept headers (filterRawResponseHead finds it). */
+export interface RawHeadInfo {
+  readonly contentLength: number;
+  readonly hasDate: boolean;
+}
 
 /** Copies data[start, end) to out at p; the position after it. A loop for a few bytes, memcpy for more. */
 function copyBytes(out: Buffer, p: number, data: Buffer, start: number, end: number): number {

@@ -34,7 +34,7 @@ test('response pass drops hop-by-hop headers and reports stream and request id',
   const raw = ['Connection', 'keep-alive, x-hop', 'x-hop', '1', 'Keep-Alive', 'timeout=90', 'Content-Type', 'text/event-stream',
     'X-Request-ID', 'r', 'server', 'uvicorn', 'Transfer-Encoding', 'chunked'].map((s) => Buffer.from(s));
   const out: string[] = [];
-  const info = { hasRequestId: false, contentLength: -1, eventStream: false };
+  const info = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
   filterResponseHeaders(raw, out, info);
   assert.deepEqual(out, ['content-type', 'text/event-stream', 'x-request-id', 'r', 'server', 'uvicorn']);
   assert.equal(info.eventStream, true);
@@ -49,6 +49,6 @@ test('every hop-by-hop header is dropped both ways, whatever its case; names of 
   filterRequestHeaders(raw, out, newRequestHeaderInfo(), '');
   assert.deepEqual(out.filter((_, i) => i % 2 === 0), kept);
   const down: string[] = [];
-  filterResponseHeaders(raw, down, { hasRequestId: false, contentLength: -1, eventStream: false });
+  filterResponseHeaders(raw, down, { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false });
   assert.deepEqual(down.filter((_, i) => i % 2 === 0), kept.map((n) => n.toLowerCase()));
 });

@@ -128,6 +128,8 @@ export interface ResponseHeaderInfo {
   hasRequestId: boolean;
   contentLength: number;
   eventStream: boolean;
+  /** A date header is kept (the server then adds none). */
+  hasDate: boolean;
 }
 
 /**
@@ -155,6 +157,9 @@ export function filterResponseHeaders(raw: readonly Buffer[] | readonly string[]
       case 'content-type':
         if (value.startsWith('text/event-stream')) info.eventStream = true;
         break;
+      case 'date':
+        info.hasDate = true;
+        break;
       default:
         if (isHopByHop(name)) continue;
     }
@@ -164,6 +169,7 @@ export function filterResponseHeaders(raw: readonly Buffer[] | readonly string[]
 }
 
 const TE = nameBytes('te');
+const DATE = nameBytes('date');
 const TRAILER = nameBytes('trailer');
 const UPGRADE = nameBytes('upgrade');
 const CONNECTION = nameBytes('connection');
@@ -196,6 +202,9 @@ export function filterRawResponseHead(raw: RawHead, keep: number[], info: Respon
     switch (spans[at + 2]! - s) {
       case 2:
         forward = !nameIs(data, s, TE);
+        break;
+      case 4:
+        if (nameIs(data, s, DATE)) info.hasDate = true;
         break;
       case 7:
         forward = !nameIs(data, s, TRAILER) && !nameIs(data, s, UPGRADE);

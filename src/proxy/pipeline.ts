@@ -582,7 +582,7 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
     }
     this.ttfbMs = this.proxy.deps.clock.now() - this.startMs;
     const out: string[] = [];
-    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false };
+    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
     filterResponseHeaders(rawHeaders, out, rinfo);
     if (!rinfo.hasRequestId) out.push('x-request-id', this.info.requestId);
     if (this.snap!.config.serveClusterHeader) out.push('x-serve-cluster', target.cluster.name);
@@ -604,14 +604,14 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   onRawHeaders(statusCode: number, raw: RawHead, resume: () => void): boolean {
     const res = this.res;
     if (statusCode === 503 || !(res instanceof H1Response) || res.destroyed) return this.onHeaders(statusCode, raw.headers(), resume);
-    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false };
+    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
     if (!filterRawResponseHead(raw, KEEP, rinfo)) return this.onHeaders(statusCode, raw.headers(), resume);
     const target = this.target!;
     const extra = EXTRA;
     extra.length = 0;
     if (!rinfo.hasRequestId) extra.push('x-request-id', this.info.requestId);
     if (this.snap!.config.serveClusterHeader) extra.push('x-serve-cluster', target.cluster.name);
-    if (!res.writeHeadRaw(statusCode, raw, KEEP, rinfo.contentLength, extra)) return this.onHeaders(statusCode, raw.headers(), resume);
+    if (!res.writeHeadRaw(statusCode, raw, KEEP, rinfo, extra)) return this.onHeaders(statusCode, raw.headers(), resume);
     this.responseStarted = true;
     this.ttfbMs = this.proxy.deps.clock.now() - this.startMs;
     this.status = statusCode;

@@ -188,7 +188,7 @@ class UpgradeContext implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.done) return true;
     this.status = statusCode;
     const out: string[] = [];
-    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false };
+    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
     filterResponseHeaders(rawHeaders, out, rinfo);
     if (!rinfo.hasRequestId) out.push('x-request-id', this.info.requestId);
     if (this.snap!.config.serveClusterHeader) out.push('x-serve-cluster', this.target!.cluster.name);
