@@ -935,11 +935,17 @@ function copyBytes(out: Buffer, p: number, data: Buffer, start: number, end: num
   return p + n;
 }
 
-/** Copies a string of latin1 characters (codes ≤ 0xFF) as bytes; the position after it. */
+/** Copies a string of latin1 characters (codes ≤ 0xFF) as bytes; the position after it. A loop for a few, Buffer's own latin1 encoder for more. */
 function putLatin1(out: Buffer, p: number, s: string): number {
   const n = s.length;
+  if (n > 8) return p + (out as Buffer & Latin1Write).latin1Write(s, p);
   for (let i = 0; i < n; i++) out[p + i] = s.charCodeAt(i);
   return p + n;
+}
+
+/** Buffer's latin1 encoder (what `write(s, p, 'latin1')` calls, without its argument handling). */
+interface Latin1Write {
+  latin1Write(s: string, offset: number): number;
 }
 
 /** The status lines of the statuses Node names (no number-to-string conversion per response). */
