@@ -90,6 +90,11 @@ export class JsonLineAccessLog implements AccessLog {
   /** The used part of #start. */
   #startView: Buffer = Buffer.alloc(0);
   #startMs = -1;
+  #method = '';
+  #methodBytes: Buffer = encodeBetween(K_METHOD, '', K_PATH);
+  #app = '';
+  #cluster = '';
+  #targetBytes: Buffer = encodeBetween(K_APP, '', K_CLUSTER, '', K_STATUS);
 
   constructor(batch: LineBatch, name = 'serve-gateway') {
     this.#batch = batch;
@@ -116,15 +121,18 @@ export class JsonLineAccessLog implements AccessLog {
     b.set(start, batch.pos);
     let p = batch.pos + start.length;
     p = writeJsonString(b, p, requestId);
-    p = copyIn(b, p, K_METHOD);
-    p = writeJsonString(b, p, method);
-    p = copyIn(b, p, K_PATH);
+    // The method with its keys, and the app and cluster with theirs, are encoded again only when
+    // they change (the same string objects come from the parser's table and the snapshot).
+    if (method !== this.#method) this.#methodBytes = encodeBetween(K_METHOD, method, K_PATH);
+    this.#method = method;
+    b.set(this.#methodBytes, p);
+    p += this.#methodBytes.length;
     p = writeJsonString(b, p, path);
-    p = copyIn(b, p, K_APP);
-    p = writeJsonString(b, p, app);
-    p = copyIn(b, p, K_CLUSTER);
-    p = writeJsonString(b, p, cluster);
-    p = copyIn(b, p, K_STATUS);
+    if (app !== this.#app || cluster !== this.#cluster) this.#targetBytes = encodeBetween(K_APP, app, K_CLUSTER, cluster, K_STATUS);
+    this.#app = app;
+    this.#cluster = cluster;
+    b.set(this.#targetBytes, p);
+    p += this.#targetBytes.length;
     p = writeUint(b, p, status);
     p = copyIn(b, p, K_FLAG);
     p = writeJsonString(b, p, flag);
@@ -154,6 +162,15 @@ const NULL = Buffer.from('null');
 const LINE_END = Buffer.from('}\n');
 /** The keys (117 bytes), two quotes per string and five numbers of ≤ 24 characters each, with room to spare. */
 const FIXED_BYTES = 320;
+
+/** key "a" key ("b" key): the part of a line between two variable fields, for the values given. */
+function encodeBetween(k1: Buffer, a: string, k2: Buffer, b?: string, k3?: Buffer): Buffer {
+  const out = Buffer.alloc(k1.length + k2.length + (k3?.length ?? 0) + 6 * (a.length + (b?.length ?? 0)) + 4);
+  let p = writeJsonString(out, copyIn(out, 0, k1), a);
+  p = copyIn(out, p, k2);
+  if (b !== undefined && k3 !== undefined) p = copyIn(out, writeJsonString(out, p, b), k3);
+  return out.subarray(0, p);
+}
 
 /** Constant bytes: a loop, cheaper than TypedArray#set's call for keys of a few bytes. */
 function copyIn(b: Buffer, p: number, src: Buffer): number {

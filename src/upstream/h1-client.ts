@@ -66,8 +66,9 @@ export interface H1DispatchOptions {
   readonly headers?: readonly string[] | null;
   readonly body?: Buffer | Readable | string | null;
   /**
-   * Every header name and value came out of llhttp in strict mode (the client's request) or is the
-   * gateway's own: the per-value character check is not run twice (as H1Response.writeHeadParsed).
+   * The method and every header name and value came out of llhttp in strict mode (the client's
+   * request) or are the gateway's own: the token check of the method and the per-value character
+   * check are not run twice (as H1Response.writeHeadParsed).
    */
   readonly headersChecked?: boolean;
 }
@@ -110,7 +111,14 @@ function unreadInput(s: Socket): boolean {
 
 
 const socketClosed = (): CodedError => codedError('other side closed', 'UND_ERR_SOCKET', 'SocketError');
-const INVALID_PATH = /[^\u0021-\u00ff]/;
+/** A request target of visible latin1 characters only (no space, control or wider character). */
+function pathIsValid(path: string): boolean {
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c < 0x21 || c > 0xff) return false;
+  }
+  return true;
+}
 const INVALID_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const EXPECTS_PAYLOAD = new Set(['POST', 'PUT', 'PATCH']);
@@ -221,11 +229,12 @@ export class H1Client extends EventEmitter {
       return false;
     }
     if (this.#handler !== null) throw new Error('H1Client: one request at a time (pipelining 1)');
-    if (typeof opts.path !== 'string' || opts.path[0] !== '/' || INVALID_PATH.test(opts.path)) {
+    if (typeof opts.path !== 'string' || opts.path[0] !== '/' || !pathIsValid(opts.path)) {
       queueMicrotask(() => handler.onError?.(codedError('invalid request path', 'UND_ERR_INVALID_ARG', 'InvalidArgumentError')));
       return false;
     }
-    if (!TOKEN.test(opts.method)) {
+    // A method llhttp parsed (headersChecked) is one of its constants, all tokens.
+    if (opts.headersChecked !== true && !TOKEN.test(opts.method)) {
       queueMicrotask(() => handler.onError?.(codedError('invalid request method', 'UND_ERR_INVALID_ARG', 'InvalidArgumentError')));
       return false;
     }
