@@ -225,6 +225,15 @@ export class RawHead {
   statusText(): string {
     return this.#parser.statusText();
   }
+
+  /** Where the value of the header whose name span is at spans[at] ends, trailing spaces and tabs left out. */
+  valueEnd(at: number): number {
+    const data = this.data;
+    const vs = this.spans[at + 4]!;
+    let e = this.spans[at + 5]!;
+    while (e > vs && ows(data[e - 1]!)) e--;
+    return e;
+  }
 }
 
 /** A header name for nameIs(): lower-case letters, digits and `-` only. */

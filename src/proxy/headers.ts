@@ -196,8 +196,7 @@ export function filterRawResponseHead(raw: RawHead, keep: number[], info: Respon
   for (let i = 0, at = raw.first; i < count; i++, at += 6) {
     const s = spans[at + 1]!;
     const vs = spans[at + 4]!;
-    let ve = spans[at + 5]!;
-    while (ve > vs && (data[ve - 1] === 0x20 || data[ve - 1] === 0x09)) ve--;
+    const ve = raw.valueEnd(at);
     let forward = true;
     switch (spans[at + 2]! - s) {
       case 2:

@@ -44,9 +44,10 @@ import { noHealthyText, notFoundText, queueFullText, queueTimeoutText, sendLocal
 import { H1Request, H1Response, type BodySink, type ResponseOwner } from './h1-server.ts';
 import type { RawHead } from '../core/llhttp.ts';
 
-/** onRawHeaders' scratch lists (used and done with inside one call). */
+/** onRawHeaders' scratch (used and done with inside one call). */
 const KEEP: number[] = [];
 const EXTRA: string[] = [];
+const RINFO: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
 
 export interface ProxyDeps {
   readonly store: SnapshotStore;
@@ -604,7 +605,11 @@ class RequestContext implements Waiter, ConnectionWaiter, Dispatcher.DispatchHan
   onRawHeaders(statusCode: number, raw: RawHead, resume: () => void): boolean {
     const res = this.res;
     if (statusCode === 503 || !(res instanceof H1Response) || res.destroyed) return this.onHeaders(statusCode, raw.headers(), resume);
-    const rinfo: ResponseHeaderInfo = { hasRequestId: false, contentLength: -1, eventStream: false, hasDate: false };
+    const rinfo = RINFO;
+    rinfo.hasRequestId = false;
+    rinfo.contentLength = -1;
+    rinfo.eventStream = false;
+    rinfo.hasDate = false;
     if (!filterRawResponseHead(raw, KEEP, rinfo)) return this.onHeaders(statusCode, raw.headers(), resume);
     const target = this.target!;
     const extra = EXTRA;

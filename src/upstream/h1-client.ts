@@ -712,9 +712,8 @@ export class H1Client extends EventEmitter {
     for (let i = 0, at = raw.first; i < raw.count; i++, at += 6) {
       const s = spans[at + 1]!;
       if (spans[at + 2]! - s !== 10 || !nameIs(data, s, KEEP_ALIVE)) continue;
-      let e = spans[at + 5]!;
       const vs = spans[at + 4]!;
-      while (e > vs && (data[e - 1] === 0x20 || data[e - 1] === 0x09)) e--;
+      const e = raw.valueEnd(at);
       // The same value as last time (a server sends the same one): no string.
       const last = this.#kaValue;
       let same = last.length === e - vs;
