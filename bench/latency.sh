@@ -15,8 +15,9 @@
 # Environment: CONNS connections (default 64, as the bench); THINK=exp|fixed (default exp, see
 # bench/paced.lua: exp makes the connections independent clients, fixed keeps connections that
 # start together in step, so requests arrive in bursts); NGINX=1 adds nginx to every round.
-# The mean pause is CONNS × 1000 / RATE minus the direct path's mean latency, measured once at the
-# start, so that the direct runs see about RATE; each run prints the rate it got.
+# The mean pause is CONNS × 1000 / RATE minus the path's own mean latency, measured warm before
+# each run (after the warm-up, 2 s), then corrected once by the rate it gave (2 s more), so that
+# every path is offered about RATE; each run prints the rate it got.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd -P)
 root=$(dirname "$here")
@@ -54,7 +55,16 @@ delay=$(awk -v n="$nominal" -v m="$(field "$cal" mean_us)" 'BEGIN { d = n - m / 
 
 paced() { # $1 = url; prints "rps p50_ms p99_ms errors"
   wrkjson "$delay" 3 "$1" >/dev/null
-  j=$(wrkjson "$delay" "$secs" "$1")
+  # Each path gets its own pause: the nominal one less this path's mean latency, measured warm
+  # (one pause for all would offer a faster path more than RATE, and a slower one less).
+  # Then one correction from the rate that pause gave (wrk's timers run late, more so for a fast
+  # path): the pause moves by the difference between the cycle RATE needs and the cycle measured.
+  c=$(wrkjson "$delay" 2 "$1")
+  pd=$(awk -v n="$nominal" -v m="$(field "$c" mean_us)" 'BEGIN { d = n - m / 1000; if (d < 0) d = 0; printf "%.3f", d }')
+  c=$(wrkjson "$pd" 2 "$1")
+  pd=$(awk -v p="$pd" -v c="$conns" -v r="$rate" -v n="$(field "$c" requests)" -v d="$(field "$c" duration_us)" \
+    'BEGIN { got = n / (d / 1e6); p += c * 1000 / r - c * 1000 / got; if (p < 0) p = 0; printf "%.3f", p }')
+  j=$(wrkjson "$pd" "$secs" "$1")
   awk -v n="$(field "$j" requests)" -v d="$(field "$j" duration_us)" -v p50="$(field "$j" p50_us)" \
     -v p99="$(field "$j" p99_us)" -v e="$(field "$j" errors)" \
     'BEGIN { printf "%.0f %.2f %.2f %d\n", n / (d / 1e6), p50 / 1000, p99 / 1000, e }'
@@ -85,7 +95,7 @@ median() { # $1 = label, $2 = space-separated values
   echo "$2" | tr ' ' '\n' | grep . | sort -n | awk -v l="$1" '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s p99: median %.2f ms (min %.2f, max %.2f, %d rounds)\n", l, m, v[1], v[NR], NR }'
 }
 
-echo "offered ≈ $rate req/s: $conns connections, $THINK pauses of mean ${delay} ms (nominal ${nominal} ms − direct mean latency); ${secs} s measured"
+echo "offered ≈ $rate req/s: $conns connections, $THINK pauses of mean ${nominal} ms less each path's own mean latency (${delay} ms for direct at the start); ${secs} s measured"
 gdeltas=""
 ndeltas=""
 i=1

@@ -1,5 +1,6 @@
 // Time is a parameter. Decisions take `now`; adapters take a Clock so tests
 // can move time by hand instead of sleeping.
+import { performance } from 'node:perf_hooks';
 
 export interface Clock {
   /** Milliseconds, monotonic within a process run. */

@@ -5,6 +5,7 @@
 // - WasmParser (below, the default): llhttp compiled to WebAssembly, the build undici ships
 //   (`undici/lib/llhttp/*-wasm.js`, of the undici version package.json pins), behind the same
 //   interface.
+import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
 
 export interface LlhttpParser {

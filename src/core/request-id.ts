@@ -6,6 +6,7 @@
 // correlating logs, not secrets: ids from one process are sequential.
 // Cost: three byte stores and one latin1 decode per id (the upper 36 counter
 // bits are formatted once per 4096 ids).
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 
 const HIGH_SPAN = 2 ** 36;

@@ -7,6 +7,7 @@
 // time in ms, name), so the same tools read both logs. Measured costs are in
 // docs/benchmarks.md (a pino line through sonic-boom 2.1–2.8 µs; this path is
 // a fraction of that, which is what lets the gateway log every request).
+import { Buffer } from 'node:buffer';
 
 export interface AccessLog {
   log(

@@ -31,6 +31,8 @@
 //   ever parsed.
 // - Header names and values written are checked as node:http checks them
 //   (a CR or LF in a value throws ERR_INVALID_CHAR and writes nothing).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { maxHeaderSize as nodeMaxHeaderSize, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, Socket, type AddressInfo, type ListenOptions, type Server as NetServer, type SocketConstructorOpts } from 'node:net';
 import { Duplex, Readable } from 'node:stream';

@@ -1,5 +1,6 @@
 // Header work on the hot path: one pass over rawHeaders each way, no
 // req.headers (Node builds it lazily), no regex, constant sets.
+import { Buffer } from 'node:buffer';
 import { util as undiciUtil } from 'undici';
 import { nameBytes, nameIs, type RawHead } from '../core/llhttp.ts';
 

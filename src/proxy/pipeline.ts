@@ -11,6 +11,7 @@
 // body-data and body-end listeners be shared module-level functions.
 // Metrics are plain-number cells resolved once per (app, cluster)
 // (src/metrics/instruments.ts). `finish` runs exactly once.
+import { Buffer } from 'node:buffer';
 import { IncomingMessage, ServerResponse, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.ts';

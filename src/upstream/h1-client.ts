@@ -18,6 +18,8 @@
 // idleTimeout; any byte or FIN on an idle socket destroys it; bytes after a
 // complete response (response splitting) destroy the socket and are never
 // parsed as a response to a later request.
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
