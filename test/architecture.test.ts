@@ -186,13 +186,14 @@ const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
   'node:http': ['main', 'sim', 'proxy', 'workers'],
   // Raw TCP: the upgrade splice and the opt-in lean HTTP/1.1 client (upstream.client: lean) dial Serve
   // themselves, the opt-in lean server (server.engine: lean) listens itself; everything else goes
-  // through undici and node:http. The pipeline and the listener name its Socket type.
-  'node:net': ['main', 'proxy/upgrade.ts', 'upstream/h1-client.ts', 'proxy/h1-server.ts', 'proxy/pipeline.ts', 'proxy/data-server.ts', 'proxy/downstream.ts'],
+  // through undici and node:http. The pipeline and the listener name its Socket type, and so does
+  // the lean engines' shared direct write (core/socket-write.ts).
+  'node:net': ['main', 'proxy/upgrade.ts', 'upstream/h1-client.ts', 'proxy/h1-server.ts', 'proxy/pipeline.ts', 'proxy/data-server.ts', 'proxy/downstream.ts', 'core/socket-write.ts'],
 };
 /** Of PACKAGE_OWNERS, importers that may only use `import type`. */
 const PACKAGE_TYPE_ONLY: Readonly<Record<string, readonly string[]>> = {
   'node:http': ['proxy', 'workers'],
-  'node:net': ['main', 'proxy/pipeline.ts', 'proxy/data-server.ts', 'proxy/downstream.ts'],
+  'node:net': ['main', 'proxy/pipeline.ts', 'proxy/data-server.ts', 'proxy/downstream.ts', 'core/socket-write.ts'],
 };
 /**
  * Of PACKAGE_TYPE_ONLY, files that may import values after all: the pipeline subclasses

@@ -33,6 +33,7 @@
 //   (a CR or LF in a value throws ERR_INVALID_CHAR and writes nothing).
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
+import { DirectWriter, directWrite, needDrain, writesPending } from '../core/socket-write.ts';
 import { maxHeaderSize as nodeMaxHeaderSize, STATUS_CODES } from 'node:http';
 import { createServer as createNetServer, Socket, type AddressInfo, type ListenOptions, type Server as NetServer, type SocketConstructorOpts } from 'node:net';
 import { Duplex, Readable } from 'node:stream';
@@ -456,7 +457,7 @@ export class H1Response {
       p += n;
     }
     p = putLatin1(out, p, suffix);
-    return s.write(p === out.length ? out : out.subarray(0, p));
+    return directWrite(s, this.#conn.writer, p === out.length ? out : out.subarray(0, p));
   }
 
   /** Writes the head now if it is still pending (a stream's headers before its first chunk). */
@@ -505,7 +506,7 @@ export class H1Response {
     let prefix = this.#head ?? '';
     this.#head = null;
     if (this.#chunked) prefix += `${chunk.length.toString(16)}\r\n`;
-    const ok = send(s, prefix, chunk, this.#chunked ? '\r\n' : '');
+    const ok = send(s, this.#conn.writer, prefix, chunk, this.#chunked ? '\r\n' : '');
     if (!ok) this.#waitingDrain = true;
     return ok;
   }
@@ -533,7 +534,7 @@ export class H1Response {
         else this.#sendAfterRawHead(s, '', null, this.#chunked ? '0\r\n\r\n' : '');
       } else if (body !== null && body.length > 0) {
         if (this.#chunked) out += `${body.length.toString(16)}\r\n`;
-        send(s, out, body, this.#chunked ? '\r\n0\r\n\r\n' : '');
+        send(s, this.#conn.writer, out, body, this.#chunked ? '\r\n0\r\n\r\n' : '');
       } else {
         if (this.#chunked) out += '0\r\n\r\n';
         if (out !== '') s.write(out, 'latin1');
@@ -562,6 +563,8 @@ export class H1Response {
 class H1Connection {
   readonly server: H1Server;
   readonly socket: Socket;
+  /** Responses written straight to the handle (core/socket-write.ts). */
+  readonly writer = new DirectWriter();
   readonly #parser: Parser;
   #headerAcc: string[] = [];
   #urlAcc = '';
@@ -689,14 +692,14 @@ class H1Connection {
       return -1;
     }
     this.#receiving = req;
-    if (this.active === null && this.#waiting.length === 0 && !this.socket.writableNeedDrain) this.#handOver(res);
+    if (this.active === null && this.#waiting.length === 0 && !needDrain(this.socket, this.writer)) this.#handOver(res);
     else {
       // Pipelined: waits for the responses before it.
       this.#waiting.push(res);
       if (this.#waiting.length >= PIPELINE_DEPTH) this.pauseReading();
     }
     // A client that does not read its responses is not read either (as node:http).
-    if (this.socket.writableNeedDrain) this.pauseReading();
+    if (needDrain(this.socket, this.writer)) this.pauseReading();
     return 0;
   }
 
@@ -828,7 +831,7 @@ class H1Connection {
   next(): void {
     if (this.socket.destroyed || this.active !== null) return;
     // Responses not yet taken by the client: the next request waits for 'drain'.
-    if (this.socket.writableNeedDrain) return;
+    if (needDrain(this.socket, this.writer)) return;
     const res = this.#waiting.shift();
     if (res !== undefined) {
       this.#handOver(res);
@@ -875,7 +878,7 @@ class H1Connection {
 
   /** Every resume goes through here: reading stays stopped while any reason to stop holds. */
   resumeReading(): void {
-    if (!this.#paused || this.#upgrade !== null || this.#waiting.length >= PIPELINE_DEPTH || this.socket.writableNeedDrain) return;
+    if (!this.#paused || this.#upgrade !== null || this.#waiting.length >= PIPELINE_DEPTH || needDrain(this.socket, this.writer)) return;
     const r = this.#receiving;
     if (r !== null && !r.roomForBody) return;
     this.#paused = false;
@@ -895,7 +898,7 @@ class H1Connection {
     else if (this.requestStart !== 0 && srv.requestTimeout > 0 && now - this.requestStart > srv.requestTimeout) this.fail('ERR_HTTP_REQUEST_TIMEOUT');
     else if (this.idleSince !== 0 && this.idle && srv.keepAliveTimeout > 0 && now - this.idleSince > srv.keepAliveTimeout) {
       // Idle counts from when the last response left for the client, not from end().
-      if (this.socket.writableLength > 0) this.idleSince = now;
+      if (writesPending(this.socket, this.writer)) this.idleSince = now;
       else this.socket.destroy();
     }
   }
@@ -905,14 +908,14 @@ class H1Connection {
 const COALESCE_BYTES = 16 * 1024;
 
 /** Writes prefix + chunk + suffix (prefix and suffix latin1, either may be '') as one write where small. */
-function send(s: Socket, prefix: string, chunk: Buffer, suffix: string): boolean {
-  if (prefix === '' && suffix === '') return s.write(chunk);
+function send(s: Socket, w: DirectWriter, prefix: string, chunk: Buffer, suffix: string): boolean {
+  if (prefix === '' && suffix === '') return directWrite(s, w, chunk);
   if (chunk.length <= COALESCE_BYTES) {
     const out = Buffer.allocUnsafe(prefix.length + chunk.length + suffix.length);
     let at = out.write(prefix, 0, 'latin1');
     at += chunk.copy(out, at);
     if (suffix !== '') out.write(suffix, at, 'latin1');
-    return s.write(out);
+    return directWrite(s, w, out);
   }
   s.cork();
   if (prefix !== '') s.write(prefix, 'latin1');
@@ -1143,7 +1146,7 @@ export class H1Server {
   }
 
   closeIdleConnections(): void {
-    for (const c of this.conns) if (c.idle && c.socket.writableLength === 0) c.socket.destroy();
+    for (const c of this.conns) if (c.idle && !writesPending(c.socket, c.writer)) c.socket.destroy();
   }
 
   closeAllConnections(): void {

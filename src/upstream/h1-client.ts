@@ -20,6 +20,7 @@
 // parsed as a response to a later request.
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
+import { DirectWriter, directWrite } from '../core/socket-write.ts';
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -147,6 +148,8 @@ export class H1Client extends EventEmitter {
   #parser: Parser | null = null;
   readonly #wasm: boolean;
   #socket: Socket | null = null;
+  /** Requests written straight to the socket's handle (core/socket-write.ts); one per socket. */
+  #writer = new DirectWriter();
   #connected = false;
   #destroyed = false;
   /** Socket error saved for its close (ECONNRESET reads better than "other side closed"). */
@@ -298,6 +301,7 @@ export class H1Client extends EventEmitter {
       ? connect({ ...base, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(s, n, buf) } })
       : connect(base);
     this.#socket = s;
+    this.#writer = new DirectWriter();
     this.#connected = false;
     this.#socketError = null;
     this.#excess = false;
@@ -514,7 +518,7 @@ export class H1Client extends EventEmitter {
         const out = Buffer.allocUnsafe(hl + buf.length);
         out.write(head, 0, hl, 'latin1');
         buf.copy(out, hl);
-        s.write(out);
+        directWrite(s, this.#writer, out);
       }
       else {
         s.cork();
