@@ -16,6 +16,7 @@
 // through process.binding. Where that is missing, every write is a socket.write().
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 
 interface WriteReq {
   handle: StreamHandle;
@@ -83,7 +84,7 @@ export function directWrite(s: Socket, w: DirectWriter, buf: Buffer): boolean {
   }
   const err = h.writeBuffer(req, buf);
   if (err !== 0) {
-    s.destroy(Object.assign(new Error(`write failed (${err})`), { errno: err, code: 'ERR_SOCKET_WRITE', syscall: 'write' }));
+    s.destroy(writeError(err));
     return false;
   }
   if (state[LAST_WRITE_WAS_ASYNC] === 0) return true;
@@ -104,10 +105,21 @@ function onComplete(this: WriteReq, status: number): void {
   this.socket = null;
   if (s.destroyed) return;
   if (status < 0) {
-    s.destroy(Object.assign(new Error(`write failed (${status})`), { errno: status, code: 'ERR_SOCKET_WRITE', syscall: 'write' }));
+    s.destroy(writeError(status));
     return;
   }
   if (w.pending === 0) s.emit('drain');
+}
+
+/** A failed write as net.js reports one (`write EPIPE`, code `EPIPE`, errno, syscall). */
+function writeError(errno: number): Error {
+  let code: string;
+  try {
+    code = getSystemErrorName(errno);
+  } catch {
+    code = `E${-errno}`;
+  }
+  return Object.assign(new Error(`write ${code}`), { errno, code, syscall: 'write' });
 }
 
 /** Bytes written to `s` have not all left yet (through the Writable or this path). */
