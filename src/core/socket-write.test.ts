@@ -5,7 +5,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { DIRECT_WRITES, DirectWriter, directWrite, needDrain, writesPending } from './socket-write.ts';
 
-/** A loopback pair: the client socket, and the server side (paused until `read` is called). */
+/** A loopback pair: the client socket, and the server side (paused until `received()` reads it to the end). */
 async function pair(): Promise<{ client: Socket; peer: Socket; server: Server; received: () => Promise<Buffer> }> {
   const server = createServer({ pauseOnConnect: true });
   server.listen(0, '127.0.0.1');
@@ -44,7 +44,7 @@ test('direct writes and socket.write() interleaved arrive whole and in order', a
   server.close();
 });
 
-test('a write libuv has to queue returns false, counts as pending, keeps its place, and ends with one drain', async () => {
+test('a write libuv has to queue returns false, counts as pending, keeps its place, and ends with a drain', async () => {
   const { client, server, received } = await pair();
   const w = new DirectWriter();
   // The peer does not read yet: 32 MiB cannot all go out at once.

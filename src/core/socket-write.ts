@@ -1,8 +1,8 @@
 // One buffer written to a socket's handle without going through the socket's Writable side, for
-// the lean engines' hot writes (a response head with its small body, a request head with its
-// small body). socket.write() costs ≈ 200 ns more per write than the handle's own writeBuffer():
-// the Writable's state machine and a new WriteWrap object each time (docs/benchmarks.md, "Eighth
-// session"). Here one write request object is reused for as long as writes complete at once,
+// the lean engines' hot writes (a response head with its small body, a later body chunk, a request
+// head with its small body). socket.write() costs ≈ 150–200 ns of CPU more per write than the
+// handle's own writeBuffer() with a reused request: the Writable's state machine and a new
+// WriteWrap object each time (bench/write-path.ts; docs/benchmarks.md, "Eighth session"). Here one write request object is reused for as long as writes complete at once,
 // which on a socket whose peer reads is nearly always.
 //
 // Node's own rules are kept: the handle tries the write at once (libuv's uv_try_write) and queues
@@ -21,8 +21,7 @@ import { getSystemErrorName } from 'node:util';
 interface WriteReq {
   handle: StreamHandle;
   oncomplete: (this: WriteReq, status: number) => void;
-  async: boolean;
-  bytes: number;
+  /** The bytes of a queued write, kept alive until it is done. */
   buffer: Buffer | null;
   writer: DirectWriter | null;
   socket: Socket | null;
@@ -75,8 +74,6 @@ export function directWrite(s: Socket, w: DirectWriter, buf: Buffer): boolean {
     req = new WriteWrap();
     req.handle = h;
     req.oncomplete = onComplete;
-    req.async = false;
-    req.bytes = 0;
     req.buffer = null;
     req.writer = w;
     req.socket = s;
@@ -89,7 +86,6 @@ export function directWrite(s: Socket, w: DirectWriter, buf: Buffer): boolean {
   }
   if (state[LAST_WRITE_WAS_ASYNC] === 0) return true;
   // Queued: libuv holds `buf` until oncomplete, and this request belongs to that write now.
-  req.async = true;
   req.buffer = buf;
   w.req = null;
   w.pending++;
