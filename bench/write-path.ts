@@ -11,7 +11,7 @@
 //
 // The reader runs on CPU 0 when taskset is there. CPU per write is this process's user + system
 // time over the writes (so the write syscall is in it), not wall time.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -41,8 +41,9 @@ interface Handle {
 
 async function writesBench(rounds: number, n: number): Promise<void> {
   const { WriteWrap, streamBaseState, kLastWriteWasAsync } = (process as unknown as { binding(n: string): { WriteWrap: new () => Req; streamBaseState: Int32Array; kLastWriteWasAsync: number } }).binding('stream_wrap');
-  const reader = spawn('taskset', ['-c', '0', process.execPath, self, '--reader'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  reader.on('error', () => {});
+  const args = [process.execPath, self, '--reader'];
+  const pinned = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+  const reader = pinned ? spawn('taskset', ['-c', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await once(reader.stdout, 'data')) as [Buffer];
   const port = Number(line.toString().trim());
   const bufs: Buffer[] = [];
